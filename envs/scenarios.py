@@ -120,7 +120,7 @@ class Scenario:
     @property
     def steps_per_episode(self) -> int:
         """Policy steps in a full-length episode."""
-        return int(round(self.duration * self.policy_frequency))
+        return round(self.duration * self.policy_frequency)
 
     @property
     def dt(self) -> float:

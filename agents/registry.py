@@ -1,0 +1,70 @@
+"""Agent specs: the strings users pass as ``--agent``.
+
+=====================  =========================================================================
+spec                   agent
+=====================  =========================================================================
+``random``             uniform random actions (seeded per episode)
+``keep-lane``          constant zero action: no steering, no acceleration
+``idm``                highway-env's own IDM/MOBIL driver in the ego car's place (privileged)
+``modular-oracle``     perception -> planning -> control on ground-truth perception
+``modular-vision``     the same pipeline with OpenCV perception on the pixels
+``cnn:PATH``           the behaviour-cloned network of checkpoint ``PATH``
+=====================  =========================================================================
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from agents.base import Agent, ConstantAgent
+from agents.baselines import IdmAgent, RandomAgent
+from envs.errors import UserError, unknown_choice
+from envs.scenarios import Scenario
+
+
+def _lazy(module: str, function: str) -> Callable[[Scenario, str | None], Agent]:
+    def build(scenario: Scenario, arg: str | None) -> Agent:
+        try:
+            factory = getattr(importlib.import_module(module), function)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith(module.split(".")[0]):
+                raise UserError(f"agent {module} is not yet available") from None
+            raise
+        return factory(scenario, arg)
+
+    return build
+
+
+def _no_arg(cls: type[Agent]) -> Callable[[Scenario, str | None], Agent]:
+    def build(scenario: Scenario, arg: str | None) -> Agent:
+        if arg:
+            raise UserError(f"agent {cls.name!r} takes no argument, got {arg!r}")
+        return cls(scenario)
+
+    return build
+
+
+AGENTS: dict[str, Callable[[Scenario, str | None], Agent]] = {
+    "random": _no_arg(RandomAgent),
+    "keep-lane": _no_arg(ConstantAgent),
+    "idm": _no_arg(IdmAgent),
+    "modular-oracle": _lazy("agents.modular", "make_oracle_agent"),
+    "modular-vision": _lazy("agents.modular", "make_vision_agent"),
+    "cnn": _lazy("agents.cnn_agent", "make_cnn_agent"),
+}
+"""Agent factories by spec name; each takes the scenario and the text after ``:`` (or None)."""
+
+
+def make_agent(spec: str, scenario: Scenario) -> Agent:
+    """Build the agent named by ``spec`` (``name`` or ``name:arg``) for ``scenario``."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise UserError("agent spec must be a non-empty string, e.g. 'idm' or 'cnn:model.ckpt'")
+    name, sep, arg = spec.strip().partition(":")
+    if name not in AGENTS:
+        raise unknown_choice("agent", name, [*AGENTS, "cnn:PATH"])
+    if name == "cnn" and not arg:
+        raise UserError("agent 'cnn' needs a checkpoint: cnn:PATH")
+    agent = AGENTS[name](scenario, arg if sep else None)
+    agent.name = spec.strip()
+    return agent

@@ -1,0 +1,60 @@
+"""argparse with one-line errors, shared by every subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, NoReturn
+
+from envs.errors import UserError
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line on stderr and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """argparse type: a JSON object, e.g. ``'{"vehicles_count": 20}'``."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc.msg}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
+def load_overrides(value: dict[str, Any] | None, path: str | None) -> dict[str, Any]:
+    """Merge ``--overrides-file`` (YAML or JSON) under ``--overrides`` (JSON)."""
+    merged: dict[str, Any] = {}
+    if path:
+        import yaml
+
+        try:
+            with open(path) as fh:
+                loaded = yaml.safe_load(fh) or {}
+        except OSError as exc:
+            raise UserError(f"cannot read overrides file {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise UserError(f"overrides file {path} is not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise UserError(f"overrides file {path} must hold a mapping")
+        merged.update(loaded)
+    merged.update(value or {})
+    return merged
