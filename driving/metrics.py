@@ -1,0 +1,81 @@
+"""Closed-loop episode metrics, computed from the per-step ``info["metrics"]`` of an episode.
+
+Intervention trigger (a safety driver would take over), evaluated after every decision:
+the ego car has crashed, or has left the road (``on_road`` false), or the time to collision
+with the car ahead in its lane is below :data:`TAKEOVER_TTC_S`. Each rising edge of the trigger
+counts as one intervention. Autonomy follows NVIDIA's "End to End Learning for Self-Driving
+Cars" (Bojarski et al., 2016): ``autonomy = 1 - interventions * 6 s / elapsed time``, where 6 s
+is the time a human takeover is assumed to cost; it is not clipped, so short episodes with a
+takeover can go below 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from driving.rollout import Episode
+from envs.spec import STEERING_RANGE_RAD
+
+TAKEOVER_TTC_S = 1.0
+"""Time to collision [s] with the car ahead below which a safety driver takes over."""
+TAKEOVER_COST_S = 6.0
+"""Seconds of lost autonomy per intervention (NVIDIA 2016)."""
+
+METRICS: dict[str, tuple[str, bool]] = {
+    "collided": ("share of episodes with a collision", True),
+    "completed": ("share of episodes driven to the scenario's end without collision", True),
+    "distance_m": ("distance driven [m]", False),
+    "mean_speed_mps": ("mean speed [m/s]", False),
+    "offroad_time_s": ("time off the road [s]", False),
+    "lane_offset_m": ("mean |lateral offset from the lane centre| [m]", False),
+    "steering_jerk_radps2": ("mean |second derivative of the steering angle| [rad/s²]", False),
+    "return": ("sum of the environment's rewards", False),
+    "interventions": ("safety-driver takeovers (crash, off-road, TTC < 1 s)", False),
+    "autonomy": ("1 - interventions * 6 s / elapsed time (NVIDIA 2016)", False),
+    "latency_ms": ("decision time per step [ms]", False),
+    "duration_s": ("simulated episode duration [s]", False),
+}
+"""Metric name -> (description, is a 0/1 rate)."""
+
+
+def intervention_trigger(metrics: dict[str, np.ndarray]) -> np.ndarray:
+    """``(T,)`` bool: whether a safety driver would hold the wheel after each decision."""
+    crashed = metrics["crashed"][1:] > 0.5
+    offroad = metrics["on_road"][1:] < 0.5
+    close = metrics["ttc_front"][1:] < TAKEOVER_TTC_S
+    return crashed | offroad | close
+
+
+def episode_metrics(episode: Episode) -> dict[str, float]:
+    """The per-episode figures of :data:`METRICS` for one episode."""
+    m = episode.metrics
+    dt = episode.dt
+    collided = bool(np.any(m["crashed"][1:] > 0.5))
+    ended_on_road = bool(m["on_road"][-1] > 0.5)
+    completed = not collided and (episode.truncated or (episode.terminated and ended_on_road))
+    xy = np.stack([m["x"], m["y"]], axis=1)
+    steer = episode.applied[:, 1] * STEERING_RANGE_RAD[1]
+    jerk = float(np.mean(np.abs(np.diff(steer, n=2)))) / dt**2 if len(steer) > 2 else 0.0
+    trigger = intervention_trigger(m)
+    interventions = int(np.sum(trigger & ~np.concatenate([[False], trigger[:-1]])))
+    elapsed = episode.steps * dt
+    return {
+        "seed": episode.seed,
+        "steps": episode.steps,
+        "terminated": float(episode.terminated),
+        "truncated": float(episode.truncated),
+        "collided": float(collided),
+        "completed": float(completed),
+        "distance_m": float(np.sum(np.linalg.norm(np.diff(xy, axis=0), axis=1))),
+        "mean_speed_mps": float(np.mean(m["speed"][1:])),
+        "offroad_time_s": float(np.sum(m["on_road"][1:] < 0.5) * dt),
+        "lane_offset_m": float(np.mean(np.abs(m["lane_offset"][1:]))),
+        "steering_jerk_radps2": jerk,
+        "return": float(np.sum(episode.rewards)),
+        "interventions": float(interventions),
+        "autonomy": 1.0 - interventions * TAKEOVER_COST_S / elapsed if elapsed > 0 else math.nan,
+        "latency_ms": float(np.mean(episode.latency_ms)),
+        "duration_s": elapsed,
+    }
