@@ -25,7 +25,10 @@ TAKEOVER_COST_S = 6.0
 
 METRICS: dict[str, tuple[str, bool]] = {
     "collided": ("share of episodes with a collision", True),
-    "completed": ("share of episodes driven to the scenario's end without collision", True),
+    "completed": (
+        "share of episodes driven to the scenario's end without collision, always on the road",
+        True,
+    ),
     "distance_m": ("distance driven [m]", False),
     "mean_speed_mps": ("mean speed [m/s]", False),
     "offroad_time_s": ("time off the road [s]", False),
@@ -54,7 +57,12 @@ def episode_metrics(episode: Episode) -> dict[str, float]:
     dt = episode.dt
     collided = bool(np.any(m["crashed"][1:] > 0.5))
     ended_on_road = bool(m["on_road"][-1] > 0.5)
-    completed = not collided and (episode.truncated or (episode.terminated and ended_on_road))
+    always_on_road = bool(np.all(m["on_road"] > 0.5))
+    completed = (
+        not collided
+        and always_on_road
+        and (episode.truncated or (episode.terminated and ended_on_road))
+    )
     xy = np.stack([m["x"], m["y"]], axis=1)
     steer = episode.applied[:, 1] * STEERING_RANGE_RAD[1]
     jerk = float(np.mean(np.abs(np.diff(steer, n=2)))) / dt**2 if len(steer) > 2 else 0.0

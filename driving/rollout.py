@@ -285,7 +285,7 @@ def iter_episodes(
             if on_step is not None:
                 for event in events:
                     on_step(event)
-            restart = [slot for slot in np.flatnonzero(finished) if queue]
+            restart = list(np.flatnonzero(finished))[: len(queue)]
             if restart:
                 mask = np.zeros(n_envs, dtype=bool)
                 mask[restart] = True

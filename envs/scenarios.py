@@ -294,7 +294,7 @@ _HIGHWAY = {
     "vehicles_density": 1.0,
     "ego_spacing": 2,
     "initial_lane_id": None,
-    "offroad_terminal": False,
+    "offroad_terminal": True,  # leaving the road ends the episode (a car in the ditch)
 }
 
 SCENARIOS: dict[str, Scenario] = {

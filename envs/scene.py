@@ -24,7 +24,17 @@ SCENE_RADIUS_M = 100.0
 """Vehicles farther than this [m] from the ego car are left out of the scene."""
 
 
-@dataclass
+def _fields_equal(a: object, b: object) -> bool:
+    """Dataclass equality that compares array fields element-wise."""
+    if type(a) is not type(b):
+        return NotImplemented
+    return all(
+        np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y
+        for x, y in zip(vars(a).values(), vars(b).values(), strict=True)
+    )
+
+
+@dataclass(eq=False)
 class VehicleState:
     """One vehicle's ground truth, in world coordinates.
 
@@ -43,13 +53,15 @@ class VehicleState:
     width: float
     lane: int
 
+    __eq__ = _fields_equal
+
     @property
     def velocity(self) -> np.ndarray:
         """``(2,)`` world velocity [m/s]."""
         return self.speed * np.array([math.cos(self.heading), math.sin(self.heading)])
 
 
-@dataclass
+@dataclass(eq=False)
 class LaneGeometry:
     """One lane near the ego car.
 
@@ -66,6 +78,17 @@ class LaneGeometry:
     width: float
     centerline: np.ndarray
     speed_limit: float = math.nan
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LaneGeometry):
+            return NotImplemented
+        return (
+            self.lane == other.lane
+            and self.width == other.width
+            and np.array_equal(self.centerline, other.centerline)
+            and (self.speed_limit == other.speed_limit
+                 or (math.isnan(self.speed_limit) and math.isnan(other.speed_limit)))
+        )
 
 
 @dataclass
