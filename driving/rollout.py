@@ -181,7 +181,8 @@ def iter_episodes(
             :data:`ActionMixer`); default: the agent's action.
         record_frames: keep the observations (``Episode.frames``).
         record_explanations: keep ``agent.explain()`` per step.
-        on_step: called after every decision of every environment.
+        on_step: called with every decision of every environment, before it is executed
+            (so ``event.env.render()`` shows the state the decision was taken in).
         render_mode: passed to the environments (``"human"`` needs ``workers=1``).
         fast: use the accelerated simulation (None: the default of :mod:`envs`).
         progress: show a progress bar (a string is used as its description).
@@ -230,6 +231,7 @@ def iter_episodes(
                 else None
             )
             actions = np.zeros((n_envs, *vec.single_action_space.shape), dtype=np.float32)
+            explained: dict[int, dict[str, Any]] = {}
             for k, slot in enumerate(active):
                 run = running[slot]
                 exp = expert_actions[k] if expert_actions is not None else None
@@ -243,11 +245,11 @@ def iter_episodes(
                     run.expert_actions.append(np.asarray(exp, dtype=np.float32))
                 run.latency_ms.append(latency)
                 if record_explanations or on_step is not None:
-                    explanation = agent.explain(slot)
+                    explained[slot] = agent.explain(slot)
                     if record_explanations:
-                        run.explanations.append(explanation)
+                        run.explanations.append(explained[slot])
             if on_step is not None:
-                events = [
+                for event in [
                     StepEvent(
                         slot=slot,
                         seed=running[slot].seed,
@@ -259,11 +261,12 @@ def iter_episodes(
                         expert_action=(
                             running[slot].expert_actions[-1] if expert is not None else None
                         ),
-                        explanation=agent.explain(slot),
+                        explanation=explained[slot],
                         env=vec.envs[slot] if isinstance(vec, SyncVectorEnv) else None,
                     )
                     for slot in active
-                ]
+                ]:
+                    on_step(event)
             obs, reward, terminated, truncated, info = vec.step(actions)
             infos = unbatch_info(info, n_envs)
             finished = np.zeros(n_envs, dtype=bool)
@@ -282,9 +285,6 @@ def iter_episodes(
                     elapsed = max(time.perf_counter() - started, 1e-9)
                     bar.set_postfix(frames=frames_done, fps=f"{frames_done / elapsed:.0f}")
                     yield episode
-            if on_step is not None:
-                for event in events:
-                    on_step(event)
             restart = list(np.flatnonzero(finished))[: len(queue)]
             if restart:
                 mask = np.zeros(n_envs, dtype=bool)
