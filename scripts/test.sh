@@ -4,6 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The live-window test needs a virtual display; install Xvfb where we may (CI runs as root).
+if ! command -v Xvfb >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "test: installing xvfb for the live-window test"
+  (apt-get install -y -q xvfb >/dev/null 2>&1 \
+    || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q xvfb >/dev/null 2>&1)) \
+    || echo "test: could not install xvfb; the live-window test will be skipped" >&2
+fi
 .venv/bin/ruff check .
 export WANDB_MODE="${WANDB_MODE:-offline}"
 exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,43 @@
+"""Writing and reading rollout videos (mp4, H.264 through imageio's ffmpeg plugin)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import imageio.v2 as imageio
+import numpy as np
+
+from envs.errors import UserError
+
+
+def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> int:
+    """Write ``(H, W, 3)`` uint8 RGB frames to ``path`` (mp4); returns the number written.
+
+    Frame sizes are padded to even numbers (H.264 needs them) and must not change.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in (".mp4", ".mov", ".mkv"):
+        raise UserError(f"video path {path} must end in .mp4 (or .mov/.mkv)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with imageio.get_writer(
+        path, fps=fps, codec="libx264", macro_block_size=1, quality=7, pixelformat="yuv420p"
+    ) as writer:
+        for frame in frames:
+            writer.append_data(_even(frame))
+            count += 1
+    return count
+
+
+def read_video(path: str | Path) -> np.ndarray:
+    """All frames of a video, ``(T, H, W, 3)`` uint8."""
+    with imageio.get_reader(path) as reader:
+        return np.stack([np.asarray(f) for f in reader])
+
+
+def _even(frame: np.ndarray) -> np.ndarray:
+    h, w = frame.shape[:2]
+    if h % 2 or w % 2:
+        frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)))
+    return np.ascontiguousarray(frame, dtype=np.uint8)
