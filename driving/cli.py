@@ -2,11 +2,13 @@
 
 Each subcommand lives in its own module exposing ``main(argv: list[str]) -> int``; this module
 only dispatches, so ``driving --help`` stays fast. User mistakes (:class:`envs.errors.UserError`)
-are printed as one line on stderr with exit status 2, never as a traceback.
+are printed as one line on stderr with exit status 2, never as a traceback; a full disk is one
+line with exit status 1 (what was written before stays valid: every writer writes then renames).
 """
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 from collections.abc import Sequence
@@ -83,6 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"driving {command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(f"driving {command}: error: disk full{where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
