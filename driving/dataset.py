@@ -45,14 +45,16 @@ import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from driving.rollout import Episode
 from driving.versions import package_versions
 from envs.errors import UserError
 from envs.scenarios import Scenario
+
+if TYPE_CHECKING:
+    from driving.rollout import Episode
 
 FORMAT = "driving-demonstrations"
 VERSION = 1
