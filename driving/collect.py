@@ -136,18 +136,20 @@ def collect(
         provenance: recorded in every episode record of the shards written.
         progress: show the rollout's progress bar (episodes, frames, frames/s).
 
-    Finished episodes still buffered when the collection is interrupted (Ctrl-C) are written
-    before the interruption propagates.
+    Finished episodes still buffered when the collection is interrupted (Ctrl-C, a failed
+    environment worker) are written before the exception propagates; ``--resume`` (or a new
+    call on :meth:`DatasetWriter.open`) collects the rest.
     """
     buffer: list[Episode] = []
     written = [0, 0]
 
     def flush() -> None:
-        if buffer:
-            writer.add(buffer, provenance)
-            written[0] += len(buffer)
-            written[1] += sum(e.steps for e in buffer)
-            buffer.clear()
+        batch = buffer[:]
+        buffer.clear()  # first, so a failing write is not retried by the handler below
+        if batch:
+            writer.add(batch, provenance)
+            written[0] += len(batch)
+            written[1] += sum(e.steps for e in batch)
 
     episodes = iter_episodes(
         agent,
@@ -167,7 +169,7 @@ def collect(
             buffer.append(episode)
             if len(buffer) >= shard_episodes:
                 flush()
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C, a failed worker: keep the episodes that did finish
         flush()
         raise
     flush()
