@@ -1,0 +1,60 @@
+"""The modular agent: perception -> planning -> control.
+
+``modular-oracle`` perceives the ground truth ``info["scene"]`` (privileged; the expert that labels
+demonstrations); ``modular-vision`` perceives the same pixels the CNN sees with OpenCV. Both share
+the planner (:mod:`agents.modular.planning`) and controller (:mod:`agents.modular.control`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from agents.modular.agent import ModularAgent
+from agents.modular.control import ControlGains
+from agents.modular.perception import OraclePerception
+from agents.modular.planning import PlannerConfig
+from envs.errors import UserError
+from envs.scenarios import Scenario
+
+__all__ = ["ModularAgent", "make_oracle_agent", "make_vision_agent", "settings_for"]
+
+
+def settings_for(scenario: Scenario) -> tuple[PlannerConfig, ControlGains]:
+    """Planner settings and controller gains for ``scenario``.
+
+    Steer-only scenarios (racetrack) keep their lane at the environment's cruise speed, with a
+    higher lateral-acceleration cap for the tight curves.
+    """
+    planner, gains = PlannerConfig(), ControlGains()
+    if scenario.action.mode == "steer":
+        planner = replace(planner, cruise_speed=scenario.action.cruise_speed, lane_changes=False)
+        gains = replace(gains, max_lateral_accel=12.0, lookahead_time=0.5, lookahead_min=4.0)
+    return planner, gains
+
+
+def _no_arg(kind: str, arg: str | None) -> None:
+    if arg:
+        raise UserError(f"agent 'modular-{kind}' takes no argument, got {arg!r}")
+
+
+def make_oracle_agent(scenario: Scenario, arg: str | None = None) -> ModularAgent:
+    """The modular agent on ground-truth perception (``modular-oracle``)."""
+    _no_arg("oracle", arg)
+    planner, gains = settings_for(scenario)
+    return ModularAgent(
+        scenario, OraclePerception, planner, gains, privileged=True, name="modular-oracle"
+    )
+
+
+def make_vision_agent(scenario: Scenario, arg: str | None = None) -> ModularAgent:
+    """The modular agent on OpenCV perception of the pixels (``modular-vision``)."""
+    _no_arg("vision", arg)
+    from agents.modular.vision import VisionPerception
+
+    VisionPerception.check_supported(scenario)
+    planner, gains = settings_for(scenario)
+
+    def factory() -> VisionPerception:
+        return VisionPerception(scenario)
+
+    return ModularAgent(scenario, factory, planner, gains, privileged=False, name="modular-vision")

@@ -1,0 +1,103 @@
+"""The modular agent: perception -> planning -> control, every stage inspectable.
+
+One :class:`ModularAgent` drives many slots (environments) at once; each slot keeps its own
+perception state (vision keeps a little memory) and planner state (the lane change under way).
+:meth:`ModularAgent.explain` returns the last step's intermediate outputs of a slot.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from agents.base import Agent
+from agents.modular.control import ControlGains, Controller
+from agents.modular.perception import Percept
+from agents.modular.planning import Planner, PlannerConfig, PlannerState
+from envs.scenarios import Scenario
+
+
+class Perception(Protocol):
+    """What a perception stage offers the agent (one instance per slot)."""
+
+    def reset(self) -> None:
+        """Forget the previous episode."""
+
+    def perceive(self, obs: np.ndarray, info: dict[str, Any]) -> Percept:
+        """The percept of one step from ``obs`` ``(C, H, W)`` uint8 (and, for oracles, info)."""
+
+
+class ModularAgent(Agent):
+    """Perception -> MOBIL/IDM planning -> pure-pursuit control.
+
+    Args:
+        scenario: the scenario it drives (action spec, decision period).
+        perception_factory: builds one perception stage per slot.
+        planner_config: behaviour settings.
+        gains: controller gains.
+        privileged: whether the perception reads ground truth (oracle).
+        name: the agent spec name.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        perception_factory,
+        planner_config: PlannerConfig,
+        gains: ControlGains,
+        *,
+        privileged: bool,
+        name: str,
+    ) -> None:
+        super().__init__(scenario)
+        self.name = name
+        self.privileged = privileged
+        self.perception_factory = perception_factory
+        self.planner = Planner(planner_config, scenario.dt)
+        self.controller = Controller(gains)
+        self._perception: dict[int, Perception] = {}
+        self._state: dict[int, PlannerState] = {}
+        self._explained: dict[int, dict[str, Any]] = {}
+
+    def reset(self, seed: int | None = None, slot: int = 0) -> None:
+        perception = self._perception.get(slot)
+        if perception is None:
+            perception = self._perception[slot] = self.perception_factory()
+        perception.reset()
+        self._state[slot] = PlannerState()
+        self._explained.pop(slot, None)
+
+    def act(self, obs: np.ndarray, info: dict[str, Any], slot: int = 0) -> np.ndarray:
+        if slot not in self._state:
+            self.reset(None, slot)
+        percept = self._perception[slot].perceive(obs, info)
+        plan = self.planner.plan(percept, self._state[slot])
+        accel, steer, terms = self.controller.control(
+            plan.reference_path, plan.accel, percept.ego_speed, plan.target_speed
+        )
+        self._explained[slot] = {
+            "detections": [d.to_dict() for d in percept.detections],
+            "decision": plan.decision,
+            "target_speed": plan.target_speed,
+            "reference_path": plan.reference_path,
+            "controller": terms,
+            "lane": plan.lane,
+            "target_lane": plan.target_lane,
+            "leader_gap": plan.leader_gap,
+            "leader_speed": plan.leader_speed,
+            "lateral_offset": plan.lateral_offset,
+            "incentives": plan.incentives,
+        }
+        action = [accel, steer] if self.scenario.action.mode == "accel_steer" else [steer]
+        return np.asarray(action, dtype=np.float32)
+
+    def explain(self, slot: int = 0) -> dict[str, Any]:
+        return dict(self._explained.get(slot, {}))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "agent": self.name,
+            "planner": vars(self.planner.config).copy(),
+            "gains": self.controller.gains.to_dict(),
+        }

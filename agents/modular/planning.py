@@ -1,0 +1,327 @@
+"""Planning: which lane to drive in, how fast, and the path to follow.
+
+Behaviour is a small state machine over lanes:
+
+- **keep lane**: follow the current lane's centre; the speed comes from the Intelligent Driver
+  Model (IDM, Treiber et al. 2000) behind the vehicle ahead;
+- **change left / change right**: a lane change is started only when MOBIL (Kesting et al.
+  2007) finds it both *safe* (the new follower need not brake harder than ``safe_braking``, and
+  the gaps ahead and behind are at least ``min_front_gap`` / ``min_rear_gap``) and *worth it*
+  (the ego car's IDM acceleration gains at least ``min_accel_gain``, with a small bias for the
+  right-hand lanes); while changing, the car keeps checking that the target lane stays safe and
+  goes back to its lane (**abort change**) if it is not and it has not crossed half-way yet.
+
+Lanes are identified from step to step by lateral continuity (the target lane is the one whose
+centre is nearest to where the target lane's centre was at the previous step), so the same
+planner works on oracle lanes (known ids) and on vision lanes (ids relative to what is seen).
+
+All positions are in the ego frame of :mod:`agents.modular.perception` (x forward, y right).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from agents.modular.perception import Detection, LaneEstimate, Percept, project
+
+EGO_LENGTH_M = 5.0
+"""Length [m] of the ego car (highway-env's ``Vehicle.LENGTH``)."""
+EGO_WIDTH_M = 2.0
+"""Width [m] of the ego car."""
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    """Behaviour settings.
+
+    Args:
+        cruise_speed: desired speed [m/s] on a free road (capped by the speed limit if known).
+        max_accel: IDM maximum acceleration ``a`` [m/s²].
+        comfort_decel: IDM comfortable deceleration ``b`` [m/s²] (positive).
+        max_decel: the strongest braking the planner asks for [m/s²] (positive).
+        time_headway: IDM desired time gap ``T`` [s].
+        min_gap: IDM jam distance ``s0`` [m], bumper to bumper.
+        delta: IDM acceleration exponent.
+        lane_changes: allow lane changes at all (off in single-lane tasks such as racetrack).
+        politeness: MOBIL politeness ``p`` (weight of the other drivers' gains).
+        min_accel_gain: MOBIL threshold [m/s²] a lane change must gain.
+        right_bias: extra gain [m/s²] for moving right (keep-right rule; negative for left).
+        safe_braking: MOBIL safety: the deceleration [m/s²] the new follower may be forced to.
+        min_front_gap, min_rear_gap: bumper gaps [m] the target lane must offer ahead/behind.
+        change_cooldown: seconds to wait after a lane change before starting another.
+        path_length: length [m] of the reference path ahead.
+        path_spacing: spacing [m] of its points.
+        occupancy_margin: a vehicle occupies a lane when it overlaps it by more than this [m].
+        view_ahead: vehicles farther ahead [m] than this are ignored.
+    """
+
+    cruise_speed: float = 30.0
+    max_accel: float = 3.0
+    comfort_decel: float = 5.0
+    max_decel: float = 5.0
+    time_headway: float = 1.2
+    min_gap: float = 6.0
+    delta: float = 4.0
+    lane_changes: bool = True
+    politeness: float = 0.1
+    min_accel_gain: float = 0.2
+    right_bias: float = 0.05
+    safe_braking: float = 2.0
+    min_front_gap: float = 6.0
+    min_rear_gap: float = 6.0
+    change_cooldown: float = 1.0
+    path_length: float = 50.0
+    path_spacing: float = 2.5
+    occupancy_margin: float = 0.3
+    view_ahead: float = 80.0
+
+
+@dataclass
+class PlannerState:
+    """Per-episode planner memory.
+
+    Attributes:
+        target_offset: lateral position [m] (ego frame) of the target lane's centre at the last
+            step, or None before the first step.
+        origin_offset: same for the lane a lane change started from (None when keeping lane).
+        cooldown: seconds left before another lane change may start.
+    """
+
+    target_offset: float | None = None
+    origin_offset: float | None = None
+    cooldown: float = 0.0
+
+
+@dataclass
+class Plan:
+    """The planner's output for one step.
+
+    Attributes:
+        decision: ``"keep lane"``, ``"change left"``, ``"change right"`` or ``"abort change"``.
+        lane, target_lane: ids (:attr:`LaneEstimate.index`) of the current and target lanes.
+        target_speed: desired speed [m/s] (the cruise speed capped by the speed limit).
+        accel: IDM acceleration [m/s²] behind the relevant leaders.
+        reference_path: ``(K, 2)`` target lane centre ahead, ego frame [m].
+        leader_gap: bumper gap [m] to the vehicle ahead that limits the speed (inf if none).
+        leader_speed: its speed [m/s] (nan if none).
+        lateral_offset: ego offset [m] from the current lane's centre (positive = right).
+    """
+
+    decision: str
+    lane: int
+    target_lane: int
+    target_speed: float
+    accel: float
+    reference_path: np.ndarray
+    leader_gap: float = math.inf
+    leader_speed: float = math.nan
+    lateral_offset: float = 0.0
+    incentives: dict[str, float] = field(default_factory=dict)
+
+
+def idm_accel(
+    speed: float, desired: float, gap: float, leader_speed: float, cfg: PlannerConfig
+) -> float:
+    """IDM acceleration [m/s²] at ``speed`` behind a leader ``gap`` m ahead (inf: free road)."""
+    free = cfg.max_accel * (1.0 - (max(speed, 0.0) / max(desired, 0.1)) ** cfg.delta)
+    if not math.isfinite(gap):
+        return free
+    dv = speed - leader_speed
+    s_star = cfg.min_gap + max(
+        0.0,
+        speed * cfg.time_headway + speed * dv / (2 * math.sqrt(cfg.max_accel * cfg.comfort_decel)),
+    )
+    return free - cfg.max_accel * (s_star / max(gap, 0.1)) ** 2
+
+
+@dataclass
+class _Lane:
+    """A lane seen from the ego car: its estimate, the ego's coordinates, who occupies it."""
+
+    estimate: LaneEstimate
+    s_ego: float
+    d_ego: float
+    occupants: list[tuple[float, Detection]]  # (bumper gap signed: + ahead, - behind, det)
+
+    @property
+    def centre_offset(self) -> float:
+        """Lateral position [m] of the lane centre relative to the ego car (+ right)."""
+        return -self.d_ego
+
+    def leader(self) -> tuple[float, Detection | None]:
+        ahead = [(g, d) for g, d in self.occupants if d.x > 0]
+        return min(ahead, key=lambda item: item[0]) if ahead else (math.inf, None)
+
+    def follower(self) -> tuple[float, Detection | None]:
+        behind = [(-g, d) for g, d in self.occupants if d.x <= 0]
+        return min(behind, key=lambda item: item[0]) if behind else (math.inf, None)
+
+
+class Planner:
+    """MOBIL lane choice + IDM speed + lane-centre reference path (see module docstring).
+
+    Args:
+        config: behaviour settings.
+        dt: seconds between two decisions.
+    """
+
+    def __init__(self, config: PlannerConfig, dt: float) -> None:
+        self.config = config
+        self.dt = dt
+
+    # -- scene analysis ---------------------------------------------------------------------
+    def _lanes(self, percept: Percept) -> list[_Lane]:
+        out = []
+        origin = np.zeros(2)
+        for lane in percept.lanes:
+            s_ego, d_ego = project(lane.centerline, origin)
+            occupants = []
+            for det in percept.detections:
+                if det.x > self.config.view_ahead:
+                    continue
+                s, d = project(lane.centerline, np.array([det.x, det.y]))
+                overlap = lane.width / 2 + det.width / 2 - abs(d)
+                if overlap > self.config.occupancy_margin:
+                    gap = s - s_ego
+                    gap -= math.copysign((det.length + EGO_LENGTH_M) / 2, gap)
+                    occupants.append((gap, det))
+            out.append(_Lane(lane, s_ego, d_ego, occupants))
+        return out
+
+    def _accel_in(self, lane: _Lane, speed: float, desired: float) -> tuple[float, float, float]:
+        """(IDM acceleration, leader gap, leader speed) of the ego car in ``lane``."""
+        gap, leader = lane.leader()
+        if leader is None:
+            return idm_accel(speed, desired, math.inf, 0.0, self.config), math.inf, math.nan
+        return idm_accel(speed, desired, max(gap, 0.0), leader.vx, self.config), gap, leader.vx
+
+    def _safe(self, lane: _Lane, speed: float, desired: float) -> tuple[bool, float]:
+        """MOBIL safety of moving into ``lane``, and the incentive of doing so (without bias)."""
+        cfg = self.config
+        front_gap, leader = lane.leader()
+        rear_gap, follower = lane.follower()
+        if front_gap < cfg.min_front_gap or rear_gap < cfg.min_rear_gap:
+            return False, -math.inf
+        new_accel, _, _ = self._accel_in(lane, speed, desired)
+        if new_accel < -cfg.safe_braking:
+            return False, -math.inf
+        follower_gain = 0.0
+        if follower is not None:
+            f_speed = math.hypot(follower.vx, follower.vy)
+            f_desired = max(f_speed, cfg.cruise_speed)
+            after = idm_accel(f_speed, f_desired, rear_gap, speed, cfg)
+            if after < -cfg.safe_braking:
+                return False, -math.inf
+            lead_speed = leader.vx if leader is not None else 0.0
+            gap_before = rear_gap + EGO_LENGTH_M + front_gap if leader is not None else math.inf
+            before = idm_accel(f_speed, f_desired, gap_before, lead_speed, cfg)
+            follower_gain = after - before
+        return True, new_accel + cfg.politeness * follower_gain
+
+    # -- planning -----------------------------------------------------------------------------
+    def plan(self, percept: Percept, state: PlannerState) -> Plan:
+        """One planning step; updates ``state`` in place."""
+        cfg = self.config
+        speed = percept.ego_speed
+        desired = cfg.cruise_speed
+        if math.isfinite(percept.speed_limit):
+            desired = min(desired, percept.speed_limit)
+        lanes = self._lanes(percept)
+        if not lanes:
+            return Plan(
+                "keep lane",
+                -1,
+                -1,
+                desired,
+                idm_accel(speed, desired, math.inf, 0, cfg),
+                self._straight_path(),
+            )
+        current = min(range(len(lanes)), key=lambda i: abs(lanes[i].d_ego))
+        target = self._nearest(lanes, state.target_offset, current)
+        state.cooldown = max(0.0, state.cooldown - self.dt)
+        origin = (
+            self._nearest(lanes, state.origin_offset, current)
+            if state.origin_offset is not None
+            else None
+        )
+
+        decision = "keep lane"
+        incentives: dict[str, float] = {}
+        if target != current or origin is not None:
+            # a lane change is under way: keep checking that the target lane stays safe
+            safe, _ = self._safe(lanes[target], speed, desired)
+            crossed = abs(lanes[target].d_ego) < lanes[target].estimate.width / 2
+            if target == current and abs(lanes[target].d_ego) < 0.5:
+                state.origin_offset, origin = None, None  # done
+                state.cooldown = cfg.change_cooldown
+            elif not safe and not crossed and origin is not None and origin != target:
+                target, origin = origin, None
+                state.origin_offset = None
+                state.cooldown = cfg.change_cooldown
+                decision = "abort change"
+            else:
+                decision = "change right" if lanes[target].centre_offset > 0 else "change left"
+        elif cfg.lane_changes and state.cooldown <= 0.0:
+            here, _, _ = self._accel_in(lanes[current], speed, desired)
+            best, best_gain = current, 0.0
+            for side, j in (("left", current - 1), ("right", current + 1)):
+                if not 0 <= j < len(lanes):
+                    continue
+                safe, accel = self._safe(lanes[j], speed, desired)
+                if not safe:
+                    incentives[side] = -math.inf
+                    continue
+                gain = accel - here + (cfg.right_bias if side == "right" else -cfg.right_bias)
+                incentives[side] = gain
+                if gain > cfg.min_accel_gain and gain > best_gain:
+                    best, best_gain = j, gain
+            if best != current:
+                decision = "change right" if best > current else "change left"
+                state.origin_offset = lanes[current].centre_offset
+                origin = current
+                target = best
+
+        state.target_offset = lanes[target].centre_offset
+        if origin is not None:
+            state.origin_offset = lanes[origin].centre_offset
+        # speed: follow the leader of the current lane, and of the target lane while changing
+        accel, gap, lead_speed = self._accel_in(lanes[current], speed, desired)
+        if target != current:
+            accel_t, gap_t, lead_t = self._accel_in(lanes[target], speed, desired)
+            if accel_t < accel:
+                accel, gap, lead_speed = accel_t, gap_t, lead_t
+        accel = max(accel, -cfg.max_decel)
+        return Plan(
+            decision=decision,
+            lane=lanes[current].estimate.index,
+            target_lane=lanes[target].estimate.index,
+            target_speed=desired,
+            accel=accel,
+            reference_path=self._path(lanes[target]),
+            leader_gap=gap,
+            leader_speed=lead_speed,
+            lateral_offset=lanes[current].d_ego,
+            incentives=incentives,
+        )
+
+    @staticmethod
+    def _nearest(lanes: list[_Lane], offset: float | None, default: int) -> int:
+        if offset is None:
+            return default
+        return min(range(len(lanes)), key=lambda i: abs(lanes[i].centre_offset - offset))
+
+    def _path(self, lane: _Lane) -> np.ndarray:
+        """``(K, 2)`` points of ``lane``'s centre from the ego's station onwards."""
+        line = lane.estimate.centerline
+        seg = np.linalg.norm(np.diff(line, axis=0), axis=1)
+        arc = np.concatenate([[0.0], np.cumsum(seg)])
+        s = lane.s_ego + np.arange(0.0, self.config.path_length + 1e-9, self.config.path_spacing)
+        s = np.clip(s, arc[0], arc[-1])
+        return np.stack([np.interp(s, arc, line[:, 0]), np.interp(s, arc, line[:, 1])], axis=1)
+
+    def _straight_path(self) -> np.ndarray:
+        x = np.arange(0.0, self.config.path_length + 1e-9, self.config.path_spacing)
+        return np.stack([x, np.zeros_like(x)], axis=1)
