@@ -139,7 +139,7 @@ def load_policy(path: str | Path, map_location: str | torch.device = "cpu") -> P
             "unpickle it"
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0]
         raise UserError(f"checkpoint {path} is truncated or not a checkpoint ({first})") from None
     record = data.get("policy") if isinstance(data, dict) else None
     if not isinstance(record, dict) or record.get("format") != FORMAT:

@@ -1,0 +1,159 @@
+"""Behaviour cloning as a LightningModule: regress the expert's action from the pixels.
+
+Loss: Huber (or MSE) per action component, weighted, averaged over the batch. Optimiser: AdamW
+with a cosine (per step, to zero) or one-cycle schedule, or a constant rate. Logged: the loss and
+the open-loop mean absolute error of each action component (``train/mae_steer``,
+``val/mae_accel``, ...). Closed-loop driving is measured by
+:class:`driving.callbacks.ClosedLoopValidation`.
+
+Checkpoints written by Lightning carry the ``"policy"`` record of
+:func:`agents.checkpoint.policy_record` (scenario, specs, network, data counts) and only
+primitives in their hyper-parameters, so ``torch.load(ckpt, weights_only=True)`` reads them and
+``--agent cnn:CKPT`` drives with them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+
+from agents.checkpoint import FORMAT
+from agents.networks import NetworkConfig, build_network
+from envs.errors import UserError
+from envs.spec import ActionSpec, ObservationSpec
+
+
+class BehaviourCloning(pl.LightningModule):
+    """A policy network fitted to expert labels.
+
+    Args:
+        network: the network's hyper-parameters (``kind``, ``width``, ``hidden``, ``dropout``).
+        loss: ``"huber"`` or ``"mse"``, per action component.
+        huber_delta: Huber's switch from quadratic to linear (normalised action units).
+        action_weights: weight of each action component's loss, in the order of the action
+            spec (e.g. ``[1.0, 2.0]`` for accel, steer); None: all 1.
+        lr: peak learning rate of AdamW.
+        weight_decay: AdamW's decoupled weight decay.
+        schedule: ``"cosine"`` (decay to 0 over the run, per step), ``"onecycle"``, or
+            ``"constant"``.
+        warmup_fraction: share of the steps spent warming up (one-cycle only).
+        channels_last: run convolutions in channels-last memory format (faster on recent GPUs
+            with mixed precision).
+        spec: what the data says the network sees and does (the datamodule's ``policy_spec``,
+            linked by the CLI): scenario record, observation and action specs, data counts.
+    """
+
+    def __init__(
+        self,
+        network: NetworkConfig = NetworkConfig(),  # noqa: B008 (a frozen-by-convention default)
+        loss: Literal["huber", "mse"] = "huber",
+        huber_delta: float = 1.0,
+        action_weights: list[float] | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        schedule: Literal["cosine", "onecycle", "constant"] = "cosine",
+        warmup_fraction: float = 0.1,
+        channels_last: bool = False,
+        spec: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if spec is None:
+            raise UserError("the model needs the data's spec (give --data or spec=...)")
+        if isinstance(network, dict):
+            network = NetworkConfig.from_dict(network)
+        self.observation = ObservationSpec.from_dict(spec["observation"])
+        self.action = ActionSpec.from_dict(spec["action"])
+        weights = [1.0] * self.action.size if action_weights is None else list(action_weights)
+        if len(weights) != self.action.size or any(w < 0 for w in weights):
+            raise UserError(
+                f"action_weights needs {self.action.size} non-negative values "
+                f"({', '.join(self.action.names)}), got {action_weights}"
+            )
+        if loss not in ("huber", "mse") or schedule not in ("cosine", "onecycle", "constant"):
+            raise UserError(f"bad loss {loss!r} or schedule {schedule!r}")
+        self.save_hyperparameters()
+        # Checkpoints are read with weights_only=True: keep hparams primitive (no dataclasses).
+        self.hparams["network"] = asdict(network)
+        self.hparams["spec"] = dict(spec)
+        self.spec = dict(spec)
+        self.network_config = network
+        self.network = build_network(network, self.observation.shape, self.action.size)
+        if channels_last:
+            self.network = self.network.to(memory_format=torch.channels_last)
+        self.register_buffer("loss_weights", torch.tensor(weights, dtype=torch.float32))
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)`` pixels -> ``(B, A)`` actions in [-1, 1]."""
+        if self.hparams.channels_last:
+            frames = frames.contiguous(memory_format=torch.channels_last)
+        return self.network(frames)
+
+    def component_losses(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``(A,)`` unweighted loss of each action component, averaged over the batch."""
+        if self.hparams.loss == "huber":
+            per = F.huber_loss(pred, target, reduction="none", delta=self.hparams.huber_delta)
+        else:
+            per = F.mse_loss(pred, target, reduction="none")
+        return per.mean(dim=0)
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        frames, labels = batch
+        pred = self(frames).float()
+        labels = labels.float()
+        per = self.component_losses(pred, labels)
+        loss = (per * self.loss_weights).sum() / self.loss_weights.sum().clamp_min(1e-12)
+        mae = (pred - labels).abs().mean(dim=0).detach()
+        on_step = stage == "train"
+        size = frames.shape[0]
+        self.log(
+            f"{stage}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=True, batch_size=size
+        )
+        for i, name in enumerate(self.action.names):
+            self.log(f"{stage}/mae_{name}", mae[i], on_step=False, on_epoch=True, batch_size=size)
+        return loss
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
+        return self._step(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
+        return self._step(batch, "test")
+
+    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
+        """``(B, A)`` predicted actions of a batch."""
+        return self(batch[0]).float()
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        opt = torch.optim.AdamW(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        if self.hparams.schedule == "constant":
+            return {"optimizer": opt}
+        if self.hparams.schedule == "onecycle":
+            sched = torch.optim.lr_scheduler.OneCycleLR(
+                opt,
+                max_lr=self.hparams.lr,
+                total_steps=total,
+                pct_start=self.hparams.warmup_fraction,
+            )
+        else:
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def policy_record(self) -> dict[str, Any]:
+        """The checkpoint's ``"policy"`` record (data counts refreshed from the datamodule)."""
+        spec = dict(self.spec)
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
+        if datamodule is not None and hasattr(datamodule, "policy_spec"):
+            spec.update(datamodule.policy_spec)
+        return {**spec, "format": FORMAT, "network": self.network_config.to_dict()}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["policy"] = self.policy_record()

@@ -1,0 +1,266 @@
+"""The demonstrations as a LightningDataModule: episode-wise split, batches, augmentation.
+
+Frames ``(B, C, H, W)`` uint8 are paired with the expert's labels ``(B, A)`` float32 (the BC
+targets). The split into training and validation is BY EPISODE, never by frame (neighbouring
+frames of one episode are near duplicates, so a frame split would measure memorisation): an
+episode is in validation when a hash of ``(split_seed, episode seed)`` falls below
+``val_fraction``, so the split of an episode never changes when episodes are added (DAgger) and
+needs no stored state. At least one episode goes to each side when there are two or more.
+
+The dataset folder is re-read by :meth:`DemoDataModule.reload`, called in ``setup()`` and by
+every ``train_dataloader()``, so ``trainer.reload_dataloaders_every_n_epochs`` picks up frames
+that DAgger appended between epochs.
+
+Augmentation keeps the labels true: brightness (a random gain per image), Gaussian pixel noise,
+and an optional mirror across the road's axis (rows flipped) that negates the steering label.
+It runs on the training batches after they reach the device (``on_after_batch_transfer``), so it
+costs the GPU, not the loader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from agents.checkpoint import policy_record
+from agents.networks import NetworkConfig
+from driving.dataset import DemoDataset
+from envs.errors import UserError
+from envs.scenarios import Scenario
+
+
+def episode_hash(seed: int, split_seed: int = 0) -> float:
+    """A stable pseudo-random number in [0, 1) for an episode seed (sha256, not ``hash()``)."""
+    digest = hashlib.sha256(f"{split_seed}:{int(seed)}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def split_episodes(
+    seeds: np.ndarray, val_fraction: float, split_seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Episode seeds -> ``(train_seeds, val_seeds)``, sorted; see the module docstring."""
+    seeds = np.asarray(sorted(int(s) for s in seeds), dtype=np.int64)
+    if val_fraction <= 0 or len(seeds) < 2:
+        return seeds, seeds[:0]
+    h = np.array([episode_hash(s, split_seed) for s in seeds])
+    val = h < val_fraction
+    if not val.any():
+        val[np.argmin(h)] = True
+    if val.all():
+        val[np.argmax(h)] = False
+    return seeds[~val], seeds[val]
+
+
+class FrameDataset(Dataset):
+    """``(frame (C, H, W) uint8, label (A,) float32)`` pairs of chosen dataset rows.
+
+    ``__getitems__`` gathers a whole batch in one memory-map read (PyTorch's batched fetch).
+
+    Args:
+        data: the opened dataset.
+        rows: ``(n,)`` row indices into it.
+    """
+
+    def __init__(self, data: DemoDataset, rows: np.ndarray) -> None:
+        self.data = data
+        self.rows = np.asarray(rows, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.__getitems__([i])[0]
+
+    def __getitems__(self, items: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        rows = self.rows[np.asarray(items, dtype=np.int64)]
+        frames = torch.from_numpy(self.data.frames_at(rows))
+        labels = torch.from_numpy(np.ascontiguousarray(self.data.expert_actions[rows]))
+        return list(zip(frames, labels, strict=True))
+
+
+class DemoDataModule(pl.LightningDataModule):
+    """Batches of a demonstration dataset for behaviour cloning.
+
+    Args:
+        root: the dataset folder (``driving collect --out``).
+        val_fraction: share of episodes held out for open-loop validation.
+        split_seed: salt of the episode hash that decides the split.
+        batch_size: frames per batch.
+        num_workers: DataLoader worker processes (0: load in the training process).
+        pin_memory: pin host memory for faster copies to the GPU (None: when CUDA is present).
+        brightness: training images get a random gain in ``[1 - b, 1 + b]`` (0: off).
+        noise_std: std of Gaussian pixel noise on training images [gray levels] (0: off).
+        mirror_prob: probability of mirroring a training image across the road's axis (rows
+            flipped) with its steering label negated (0: off).
+        max_frames: use at most this many training frames (whole episodes, lowest seeds
+            first), for data-size studies; None: all.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        pin_memory: bool | None = None,
+        brightness: float = 0.0,
+        noise_std: float = 0.0,
+        mirror_prob: float = 0.0,
+        max_frames: int | None = None,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= val_fraction < 1.0:
+            raise UserError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        if batch_size < 1 or num_workers < 0:
+            raise UserError("batch_size must be >= 1 and num_workers >= 0")
+        if not 0.0 <= brightness < 1.0 or noise_std < 0 or not 0.0 <= mirror_prob <= 1.0:
+            raise UserError("need 0 <= brightness < 1, noise_std >= 0, 0 <= mirror_prob <= 1")
+        self.save_hyperparameters()
+        self.root = Path(root)
+        self.val_fraction = val_fraction
+        self.split_seed = split_seed
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.brightness = brightness
+        self.noise_std = noise_std
+        self.mirror_prob = mirror_prob
+        self.max_frames = max_frames
+        self.reload()
+
+    def reload(self) -> None:
+        """Re-read the dataset folder and recompute the split (frames appended are picked up)."""
+        self.data = DemoDataset(self.root)
+        if len(self.data) == 0:
+            raise UserError(f"dataset {self.root} holds no frames yet")
+        labelled = np.isfinite(self.data.expert_actions).all(axis=1)
+        train_seeds, val_seeds = split_episodes(
+            self.data.episodes(), self.val_fraction, self.split_seed
+        )
+        train = self.data.indices(train_seeds)
+        if self.max_frames is not None:
+            train = train[: self.max_frames]
+        self.train_rows = train[labelled[train]]
+        self.val_rows = self.data.indices(val_seeds)
+        self.val_rows = self.val_rows[labelled[self.val_rows]]
+        self.expert_labels = int(labelled.sum())
+        self.train_seeds, self.val_seeds = train_seeds, val_seeds
+
+    @property
+    def scenario(self) -> Scenario:
+        """The scenario the demonstrations were collected in."""
+        return self.data.scenario
+
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        """Names of the action components, e.g. ``("accel", "steer")``."""
+        return self.data.scenario.action.names
+
+    @property
+    def policy_spec(self) -> dict[str, Any]:
+        """What the training module needs to build and describe its network (primitives).
+
+        ``{"scenario", "observation", "action", "training_frames", "expert_labels",
+        "dataset"}``: a :func:`agents.checkpoint.policy_record` without the network.
+        """
+        record = policy_record(
+            self.scenario,
+            NetworkConfig(),
+            training_frames=len(self.train_rows),
+            expert_labels=self.expert_labels,
+            dataset=str(self.root),
+        )
+        record.pop("network")
+        return record
+
+    def setup(self, stage: str) -> None:
+        self.reload()
+
+    def _loader(self, rows: np.ndarray, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            FrameDataset(self.data, rows),
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=False,
+            drop_last=shuffle and len(rows) > self.batch_size,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        self.reload()
+        return self._loader(self.train_rows, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        if not len(self.val_rows):
+            return []
+        return self._loader(self.val_rows, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        """The validation episodes (the held-out test is closed loop: ``driving evaluate``)."""
+        return self.val_dataloader()
+
+    def predict_dataloader(self) -> DataLoader:
+        """Every labelled frame of the dataset, in canonical order (episode seed, step)."""
+        return self._loader(np.arange(len(self.data)), shuffle=False)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Augment training batches on the device (brightness, noise, mirror)."""
+        trainer = self.trainer
+        if trainer is None or not trainer.training:
+            return batch
+        if not (self.brightness or self.noise_std or self.mirror_prob):
+            return batch
+        frames, labels = batch
+        return augment(
+            frames,
+            labels,
+            brightness=self.brightness,
+            noise_std=self.noise_std,
+            mirror_prob=self.mirror_prob,
+            steer_index=self.action_names.index("steer"),
+        )
+
+
+def augment(
+    frames: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    brightness: float,
+    noise_std: float,
+    mirror_prob: float,
+    steer_index: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Label-preserving augmentation of a batch.
+
+    Args:
+        frames: ``(B, C, H, W)`` pixels in [0, 255] (uint8 or float).
+        labels: ``(B, A)`` actions in [-1, 1].
+        brightness: gain drawn uniformly in ``[1 - brightness, 1 + brightness]`` per image.
+        noise_std: std of Gaussian pixel noise [gray levels].
+        mirror_prob: probability of flipping an image's rows (the lateral axis) and negating
+            its steering label (column ``steer_index``).
+
+    Returns:
+        ``(frames, labels)``: float frames clamped to [0, 255] and the (possibly negated) labels.
+    """
+    x = frames.float()
+    b = x.shape[0]
+    if brightness:
+        gain = 1.0 + brightness * (2.0 * torch.rand(b, 1, 1, 1, device=x.device) - 1.0)
+        x = x * gain
+    if noise_std:
+        x = x + noise_std * torch.randn_like(x)
+    if mirror_prob:
+        flip = torch.rand(b, device=x.device) < mirror_prob
+        x = torch.where(flip[:, None, None, None], x.flip(-2), x)
+        labels = labels.clone()
+        labels[flip, steer_index] = -labels[flip, steer_index]
+    return x.clamp(0.0, 255.0), labels
