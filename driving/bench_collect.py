@@ -14,6 +14,7 @@ The datasets are written to a temporary folder (under ``--dir``) and removed aft
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -36,14 +37,19 @@ REFERENCE_FRAMES = 50_000
 
 
 def timed_collection(
-    scenario: Scenario, agent_spec: str, seeds: list[int], workers: int, root: Path
+    scenario: Scenario,
+    agent_spec: str,
+    seeds: list[int],
+    workers: int,
+    root: Path,
+    fast: bool | None = None,
 ) -> dict[str, Any]:
     """Collect ``seeds`` into a new dataset at ``root``; return frames, seconds and frames/s."""
     agent = make_agent(agent_spec, scenario)
     writer = DatasetWriter.create(root, scenario, {"agent": agent_spec}, seeds)
     started = time.perf_counter()
     try:
-        episodes, frames = collect(writer, agent, workers=workers)
+        episodes, frames = collect(writer, agent, workers=workers, fast=fast)
     finally:
         agent.close()
     seconds = time.perf_counter() - started
@@ -94,6 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=positive_int, default=2, help="workers for the dataset (default 2)"
     )
+    parser.add_argument(
+        "--fast",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="use the accelerated simulation (default: the project default)",
+    )
     parser.add_argument("--dir", type=Path, help="where the temporary datasets go")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
@@ -103,16 +115,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     seeds = scenario.train_seeds.first(args.episodes)
     print(
         f"bench collect: {args.agent} on {scenario.name} {scenario.overrides or ''}; "
-        f"{os.cpu_count()} CPU cores",
+        f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} (other work "
+        "on the machine slows both rows and hides the speed-up)",
         flush=True,
     )
-    results: dict[str, Any] = {"agent": args.agent, "scenario": scenario.to_dict()}
+    results: dict[str, Any] = {
+        "agent": args.agent,
+        "scenario": scenario.to_dict(),
+        "fast": args.fast,
+        "cpu_count": os.cpu_count(),
+        "load_average": os.getloadavg()[0],
+    }
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-collect-") as tmp:
         tmp_path = Path(tmp)
         print(f"{'workers':>8}{'episodes':>10}{'frames':>8}{'seconds':>9}{'frames/s':>10}")
         rates = []
         for workers in (1, 2):
-            r = timed_collection(scenario, args.agent, seeds, workers, tmp_path / f"w{workers}")
+            r = timed_collection(
+                scenario, args.agent, seeds, workers, tmp_path / f"w{workers}", args.fast
+            )
             rates.append(r)
             print(
                 f"{workers:>8}{r['episodes']:>10}{r['frames']:>8}{r['seconds']:>9.1f}"
@@ -133,7 +154,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
         made = timed_collection(
-            scenario, args.agent, scenario.train_seeds.first(n_episodes), args.workers, root
+            scenario,
+            args.agent,
+            scenario.train_seeds.first(n_episodes),
+            args.workers,
+            root,
+            args.fast,
         )
         costs = dataset_costs(root)
     frames = made["frames"]
