@@ -33,7 +33,7 @@ import numpy as np
 from agents.base import Agent
 from agents.registry import make_agent
 from driving.argparse_util import ArgumentParser, json_object, load_overrides, positive_int
-from driving.dataset import MANIFEST, DatasetWriter
+from driving.dataset import MANIFEST, DatasetWriter, check_new_root
 from driving.rollout import ActionMixer, Episode, iter_episodes
 from envs.errors import UserError
 from envs.scenarios import SCENARIOS, Scenario, SeedRange, get_scenario
@@ -246,8 +246,7 @@ def _plan_new(args: argparse.Namespace) -> tuple[Scenario, list[int], dict[str, 
     out: Path = args.out
     if (out / MANIFEST).exists():
         raise UserError(f"--out {out} is already a dataset; add --resume to finish it")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"--out {out} exists and is not an empty folder or a dataset")
+    check_new_root(out)
     settings = {
         "agent": args.agent,
         "expert": args.expert or args.agent,

@@ -3,6 +3,7 @@
 Layout on disk::
 
     DIR/
+      writer.lock              empty; a writer holds an flock on it (one writer at a time)
       manifest.json            the commit point: scenario (config + overrides), observation and
                                action specs, agent/expert description, seeds (requested, done),
                                counts, package versions, one entry per shard (files + sha256),
@@ -37,6 +38,7 @@ them and however often the collection was interrupted and resumed.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import functools
 import hashlib
 import json
@@ -45,7 +47,7 @@ import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -60,6 +62,7 @@ FORMAT = "driving-demonstrations"
 VERSION = 1
 MANIFEST = "manifest.json"
 SHARDS = "shards"
+LOCK = "writer.lock"
 _TMP_PREFIX = ".tmp-"
 
 
@@ -130,6 +133,17 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+
+def _lock(root: Path) -> IO[str]:
+    """Take the writer lock of dataset ``root`` (a :class:`UserError` if another holds it)."""
+    handle = open(root / LOCK, "a")  # noqa: SIM115 (held for the writer's lifetime)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise UserError(f"dataset {root} is being written by another process") from None
+    return handle
 
 
 def read_manifest(root: str | Path) -> dict[str, Any]:
@@ -412,20 +426,41 @@ def verify_dataset(root: str | Path) -> list[str]:
     return problems
 
 
+def check_new_root(root: Path) -> None:
+    """Check that a new dataset may be created at ``root``: absent, or an empty folder (a lock
+    file and an empty ``shards/`` left by a writer killed while creating it count as empty).
+
+    Raises:
+        UserError: ``root`` is a file, already a dataset, or a folder holding anything else.
+    """
+    if not root.exists():
+        return
+    if not root.is_dir():
+        raise UserError(f"output {root} exists and is not a folder")
+    if (root / MANIFEST).exists():
+        raise UserError(f"output {root} is already a dataset; resume it or pick another")
+    for path in root.iterdir():
+        if path.name == LOCK or (path.name == SHARDS and path.is_dir() and not any(path.iterdir())):
+            continue
+        raise UserError(f"output {root} is a non-empty folder that is not a dataset")
+
+
 class DatasetWriter:
     """The write side: create a dataset, then add shards of finished episodes.
 
     Use :meth:`create` for a new dataset or :meth:`open` to resume or append to one; do not call
-    the constructor directly. One writer per folder at a time.
+    the constructor directly. One writer per folder at a time: a second one (in any process) is
+    refused while the first is alive (an advisory ``flock`` on ``DIR/writer.lock``).
 
     Each :meth:`add` writes ONE shard atomically (temporary folder, files flushed, then
     ``os.replace``) and then rewrites the manifest atomically, so a reader or a crash sees either
     the dataset before the shard or after it.
     """
 
-    def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, root: Path, manifest: dict[str, Any], lock: IO[str]) -> None:
         self.root = root
         self.manifest = manifest
+        self._lock = lock  # held (flock) while this writer lives; released if the process dies
 
     @classmethod
     def create(
@@ -449,17 +484,14 @@ class DatasetWriter:
             UserError: ``root`` is a file, a non-empty folder, or already a dataset.
         """
         root = Path(root)
-        if root.exists():
-            if not root.is_dir():
-                raise UserError(f"output {root} exists and is not a folder")
-            if (root / MANIFEST).exists():
-                raise UserError(f"output {root} is already a dataset; resume it or pick another")
-            if any(root.iterdir()):
-                raise UserError(f"output {root} is a non-empty folder that is not a dataset")
+        check_new_root(root)
         seeds = [int(s) for s in seeds]
         if not seeds or len(set(seeds)) != len(seeds):
             raise ValueError("seeds must be distinct and not empty")
         (root / SHARDS).mkdir(parents=True, exist_ok=True)
+        lock = _lock(root)
+        if (root / MANIFEST).exists():
+            raise UserError(f"output {root} is already a dataset; resume it or pick another")
         obs, action = scenario.observation, scenario.action
         now = _now()
         manifest = {
@@ -481,14 +513,16 @@ class DatasetWriter:
             "episodes": [],
         }
         _write_json_atomic(root / MANIFEST, manifest)
-        return cls(root, manifest)
+        return cls(root, manifest, lock)
 
     @classmethod
     def open(cls, root: str | Path) -> DatasetWriter:
         """Reopen dataset ``root`` to add shards, removing leftovers of an interrupted writer
         (temporary files and shards the manifest does not list)."""
         root = Path(root)
-        manifest = read_manifest(root)
+        read_manifest(root)
+        lock = _lock(root)
+        manifest = read_manifest(root)  # as the last writer left it
         listed = {e["name"] for e in manifest["shards"]}
         shards = root / SHARDS
         shards.mkdir(exist_ok=True)
@@ -498,7 +532,7 @@ class DatasetWriter:
         leftover = root / f"{_TMP_PREFIX}{MANIFEST}"
         if leftover.exists():
             leftover.unlink()
-        return cls(root, manifest)
+        return cls(root, manifest, lock)
 
     @property
     def scenario(self) -> Scenario:

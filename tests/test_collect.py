@@ -141,7 +141,7 @@ def test_verify_names_bad_shards(reference: DemoDataset, tmp_path: Path) -> None
         (["--agent", "nope", "--episodes", "2"], "unknown agent 'nope'"),
         (["--agent", "idm", "--episodes", "0"], "--episodes"),
         (["--agent", "idm", "--seeds", "1000000:1000002"], "evaluation seeds"),
-        (["--agent", "idm", "--episodes", "2", "--out", "{tmp}"], "not an empty folder"),
+        (["--agent", "idm", "--episodes", "2", "--out", "{tmp}"], "non-empty folder"),
         (["--agent", "random", "--episodes", "2", "--resume", "--out", "{ref}"], "--agent"),
     ],
 )
@@ -155,3 +155,15 @@ def test_bad_arguments_are_one_line_errors(
     result = run_driving(["collect", *args, "--overrides", json.dumps(TINY)])
     assert_one_line_error(result, needle)
     assert not (tmp_path / "new").exists()
+
+
+def test_bench_collect_prints_both_worker_counts_and_the_extrapolation(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    args = ["bench", "collect", "--agent", "idm", "--overrides", json.dumps(TINY)]
+    result = run_driving([*args, "--episodes", "2", "--frames", "40", "--json", str(out)])
+    assert result.returncode == 0, result.stderr
+    assert "speed-up with 2 workers" in result.stdout
+    assert "EXTRAPOLATED (linear from 45 frames, not measured) to 50000" in result.stdout
+    figures = json.loads(out.read_text())
+    assert [r["workers"] for r in figures["workers"]] == [1, 2]
+    assert figures["dataset"]["frames"] == 45 and figures["dataset"]["bytes"] > 45 * 40960

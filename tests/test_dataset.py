@@ -80,6 +80,9 @@ def test_writer_refuses_duplicates_and_resumes(tmp_path: Path, episodes: list[Ep
     # leftovers of a killed writer: a temporary shard and an unlisted shard are cleaned away
     (tmp_path / "d" / "shards" / ".tmp-shard-00001-99").mkdir()
     (tmp_path / "d" / "shards" / "shard-00001").mkdir()
+    with pytest.raises(UserError, match="being written by another process"):
+        DatasetWriter.open(tmp_path / "d")  # the first writer is alive and holds the lock
+    del writer
     reopened = DatasetWriter.open(tmp_path / "d")
     assert reopened.done_seeds() == {0} and reopened.missing_seeds() == [1, 2]
     assert sorted(p.name for p in (tmp_path / "d" / "shards").iterdir()) == ["shard-00000"]
