@@ -32,7 +32,7 @@ from envs.scenarios import Scenario, get_scenario
 from envs.scene import extract_scene, step_metrics
 from envs.spec import ACCELERATION_RANGE_MPS2
 
-FAST_SIM_DEFAULT = False
+FAST_SIM_DEFAULT = True
 """Whether :class:`DrivingEnv` uses the accelerated simulation when ``fast`` is not given."""
 
 

@@ -1,0 +1,189 @@
+"""Sameness of the accelerated simulation (``envs.fast``) and the stock highway-env one.
+
+The core check drives the same seeds with the same ego actions through both and compares, at
+every decision step: every car's position (1e-6 m), heading and speed (1e-9), lane, target lane,
+crash flag and timer (exact); the reward, ``terminated``/``truncated`` (exact); the observation
+(at most a few pixels); ``info["scene"]``, ``info["metrics"]``, ``info["idm_action"]`` and the
+state of the road's random generator. On the machines tested the two runs are bit-identical; the
+tolerances only leave room for ulp-level differences between numpy SIMD kernels.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from highway_env.road.road import Road, RoadNetwork
+from highway_env.vehicle.behavior import IDMVehicle
+from highway_env.vehicle.kinematics import Vehicle
+from highway_env.vehicle.objects import Landmark, Obstacle
+
+import envs
+from driving.bench_sim import main as bench_sim_main
+from envs.driving_env import FAST_SIM_DEFAULT
+from envs.fast import is_supported
+from envs.fast.road import FastRoad
+
+BUSY = {"vehicles_count": 25, "vehicles_density": 1.5, "duration": 10}
+"""10 s of dense traffic: lane changes, MOBIL decisions and (with a reckless ego) crashes."""
+POSITION_ATOL_M = 1e-6
+STATE_ATOL = 1e-9
+OBS_PIXELS_TOLERATED = 4
+
+
+def _cars(env) -> list[tuple]:
+    return [
+        (
+            np.array(v.position),
+            float(v.heading),
+            float(v.speed),
+            v.lane_index,
+            getattr(v, "target_lane_index", None),
+            bool(v.crashed),
+            getattr(v, "timer", None),
+        )
+        for v in env.sim.road.vehicles
+    ]
+
+
+def _assert_cars_match(stock: list[tuple], fast: list[tuple], step: int) -> None:
+    assert len(stock) == len(fast), f"step {step}: vehicle count"
+    for k, (a, b) in enumerate(zip(stock, fast, strict=True)):
+        where = f"step {step}, vehicle {k}"
+        np.testing.assert_allclose(b[0], a[0], rtol=0, atol=POSITION_ATOL_M, err_msg=where)
+        assert b[1] == pytest.approx(a[1], rel=0, abs=STATE_ATOL), where
+        assert b[2] == pytest.approx(a[2], rel=0, abs=STATE_ATOL), where
+        assert b[3:6] == a[3:6], f"{where}: lane, target lane or crash differ"
+        if a[6] is not None:
+            assert b[6] == pytest.approx(a[6], rel=0, abs=STATE_ATOL), where
+
+
+def _assert_scenes_match(a, b) -> None:
+    assert b.time == a.time and b.ego_lane == a.ego_lane and b.lanes == a.lanes
+    assert len(b.vehicles) == len(a.vehicles)
+    for x, y in zip([a.ego, *a.vehicles], [b.ego, *b.vehicles], strict=True):
+        np.testing.assert_allclose(y.position, x.position, rtol=0, atol=POSITION_ATOL_M)
+        assert (y.heading, y.speed) == pytest.approx((x.heading, x.speed), rel=0, abs=STATE_ATOL)
+        assert (y.length, y.width, y.lane) == (x.length, x.width, x.lane)
+
+
+def _assert_metrics_match(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        if math.isinf(a[key]):
+            assert b[key] == a[key], key
+        else:
+            assert b[key] == pytest.approx(a[key], rel=1e-9, abs=POSITION_ATOL_M), key
+
+
+def _run(seed: int, fast: bool, policy: str, steps: int) -> list[dict]:
+    """One episode; the ego action comes from the IDM hint (stopping at the episode's end) or,
+    ``reckless``, from a seeded generator (driving on after a crash, to see its aftermath)."""
+    env = envs.make("highway", overrides=BUSY, fast=fast)
+    rng = np.random.default_rng(seed)
+    obs, info = env.reset(seed=seed)
+    record = [{"obs": obs, "info": info, "cars": _cars(env)}]
+    for _ in range(steps):
+        if policy == "idm":
+            action = info["idm_action"]
+        else:  # reckless: mostly full throttle, random steering
+            action = np.array([rng.uniform(0.2, 1.0), rng.uniform(-0.3, 0.3)], np.float32)
+        obs, reward, terminated, truncated, info = env.step(action)
+        record.append({"obs": obs, "info": info, "cars": _cars(env), "reward": reward,
+                       "done": (terminated, truncated)})
+        if (terminated or truncated) and policy == "idm":
+            break
+    record[-1]["rng"] = env.sim.road.np_random.bit_generator.state
+    record[-1]["road"] = type(env.sim.road)
+    env.close()
+    return record
+
+
+@pytest.mark.parametrize(("seed", "policy"), [(3, "idm"), (10, "reckless"), (12, "reckless")])
+def test_fast_matches_stock_step_by_step(seed: int, policy: str) -> None:
+    steps = 50 if policy == "idm" else 25
+    stock = _run(seed, False, policy, steps)
+    fast = _run(seed, True, policy, steps)
+    assert fast[-1]["road"] is FastRoad and stock[-1]["road"] is Road
+    assert len(fast) == len(stock)
+    for step, (a, b) in enumerate(zip(stock, fast, strict=True)):
+        _assert_cars_match(a["cars"], b["cars"], step)
+        assert b.get("reward") == a.get("reward") and b.get("done") == a.get("done"), step
+        assert np.count_nonzero(a["obs"] != b["obs"]) <= OBS_PIXELS_TOLERATED, step
+        _assert_scenes_match(a["info"]["scene"], b["info"]["scene"])
+        _assert_metrics_match(a["info"]["metrics"], b["info"]["metrics"])
+        np.testing.assert_allclose(b["info"]["idm_action"], a["info"]["idm_action"], atol=1e-6)
+    assert fast[-1]["rng"] == stock[-1]["rng"], "random state consumed differently"
+    changing = any(car[3] != car[4] for record in stock for car in record["cars"])
+    assert changing, "the episode should exercise MOBIL lane changes"
+    if policy == "reckless":
+        assert any(car[5] for car in stock[-1]["cars"]), "the episode should contain a crash"
+
+
+def _hand_placed_road(fast: bool) -> Road:
+    """Cars, ties, an obstacle and a landmark on a 3-lane road, in a deliberately tricky order."""
+    road = Road(network=RoadNetwork.straight_road_network(3), np_random=np.random.default_rng(0))
+    for x, y in [(50, 0), (50, 0), (30, 4), (50.0, 4), (70, 4.5), (70, 3.5), (10, 8), (90, 6.9),
+                 (90, 7.1), (-4, 0), (-6, 4), (9999, 8), (10004.9, 8), (40, -3.1), (60, 11)]:
+        road.vehicles.append(IDMVehicle(road, [x, y], speed=20))
+    road.vehicles.append(Vehicle(road, [50, 4], speed=25))
+    road.objects.append(Obstacle(road, [50, 8]))
+    road.objects.append(Obstacle(road, [50, 8]))
+    road.objects.append(Landmark(road, [80, 0]))
+    return FastRoad.adopt(road) if fast else road
+
+
+def test_neighbour_search_matches_stock_semantics() -> None:
+    """Ties, the querying car itself, obstacles, landmarks, the on-lane margin, lane ends."""
+    road = _hand_placed_road(fast=True)
+    lanes = list(road.table.by_index)
+    for vehicle in [*road.vehicles, *road.objects]:
+        for lane in [None, *lanes]:
+            if lane is None and not vehicle.lane_index:
+                continue
+            expected = Road.neighbour_vehicles(road, vehicle, lane)
+            got = road.neighbour_vehicles(vehicle, lane)
+            assert got[0] is expected[0] and got[1] is expected[1], (vehicle, lane)
+
+
+def test_neighbour_index_follows_changes_of_the_vehicle_list() -> None:
+    road = _hand_placed_road(fast=True)
+    ego = road.vehicles[2]
+    front_before, _ = road.neighbour_vehicles(ego)
+    stand_in = IDMVehicle(road, front_before.position.copy(), speed=1)
+    road.vehicles[road.vehicles.index(front_before)] = stand_in  # as envs.idm_hint does
+    assert road.neighbour_vehicles(ego)[0] is stand_in
+    road.vehicles.remove(stand_in)
+    assert road.neighbour_vehicles(ego) == Road.neighbour_vehicles(road, ego)
+
+
+def test_uncovered_scenarios_fall_back_to_stock() -> None:
+    assert is_supported("highway-v0") and not is_supported("merge-v0")
+    env = envs.make("merge", overrides={"duration": 1}, fast=True)
+    env.reset(seed=0)
+    assert type(env.sim.road) is Road
+    env.close()
+
+
+def test_fast_simulation_is_the_default() -> None:
+    assert FAST_SIM_DEFAULT
+    env = envs.make("highway", overrides={"vehicles_count": 3, "duration": 1})
+    env.reset(seed=0)
+    assert env.fast and isinstance(env.sim.road, FastRoad)
+    env.close()
+
+
+def test_bench_sim_writes_figures(tmp_path, capsys) -> None:
+    out = tmp_path / "sim.json"
+    assert bench_sim_main(["--steps", "3", "--scenarios", "highway", "merge", "--json",
+                           str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures["highway"]["fast_path"] == "covered"
+    assert figures["merge"]["fast_path"] == "stock fallback"
+    for name in ("highway", "merge"):
+        for side in ("stock", "fast"):
+            assert figures[name][side]["policy_steps_per_s"] > 0
+        assert figures[name]["speedup"] > 0
+    assert "stock fallback" in capsys.readouterr().out
