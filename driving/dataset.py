@@ -554,7 +554,8 @@ class DatasetWriter:
         return Scenario.from_record(self.manifest["scenario"])
 
     def requested_seeds(self) -> list[int]:
-        """The seeds fixed at creation, in their original order."""
+        """The seeds the dataset is to hold (fixed at creation, extended only by
+        :meth:`request_seeds`), in request order."""
         return list(self.manifest["seeds"]["requested"])
 
     def done_seeds(self) -> set[int]:
@@ -565,6 +566,20 @@ class DatasetWriter:
         """Requested seeds not written yet, in request order."""
         done = self.done_seeds()
         return [s for s in self.requested_seeds() if s not in done]
+
+    def request_seeds(self, seeds: Sequence[int]) -> None:
+        """Append ``seeds`` to the requested seeds (e.g. a DAgger round adding episodes to the
+        dataset), committing the manifest. They must be new; checking that they are training
+        seeds is the caller's job (see :func:`driving.collect.training_seeds`)."""
+        seeds = [int(s) for s in seeds]
+        clash = set(seeds) & set(self.requested_seeds())
+        if clash or len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds already requested or repeated: {sorted(clash)[:5]}")
+        manifest = json.loads(json.dumps(self.manifest))
+        manifest["seeds"]["requested"] += seeds
+        manifest["updated"] = _now()
+        _write_json_atomic(self.root / MANIFEST, manifest)
+        self.manifest = manifest
 
     def add(self, episodes: Sequence[Episode], provenance: dict[str, Any] | None = None) -> str:
         """Write ``episodes`` as one new shard and commit it to the manifest; return its name.

@@ -88,6 +88,11 @@ def test_writer_refuses_duplicates_and_resumes(tmp_path: Path, episodes: list[Ep
     assert sorted(p.name for p in (tmp_path / "d" / "shards").iterdir()) == ["shard-00000"]
     reopened.add(episodes[1:])
     assert DemoDataset(tmp_path / "d").episodes().tolist() == SEEDS
+    # appending a round (DAgger): new seeds are requested, then collected
+    with pytest.raises(ValueError, match="already requested"):
+        reopened.request_seeds([2, 3])
+    reopened.request_seeds([3])
+    assert reopened.missing_seeds() == [3] and not DemoDataset(tmp_path / "d").complete
     with pytest.raises(UserError, match="already a dataset"):
         DatasetWriter.create(tmp_path / "d", scenario, {}, SEEDS)
 
