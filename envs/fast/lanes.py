@@ -25,6 +25,7 @@ class AxisLane:
         lane: the highway-env lane object.
         x0, y0: the lane's start [m].
         length: [m].
+        width: [m].
         heading: [rad] (0 up to rounding; highway-env's own value).
         on_lane_half_width: ``width / 2 + 1`` [m], the lateral bound of ``on_lane(margin=1)``.
         vehicle_length: the lane's ``VEHICLE_LENGTH`` [m] (longitudinal slack of ``on_lane``).
@@ -35,6 +36,7 @@ class AxisLane:
     x0: float
     y0: float
     length: float
+    width: float
     heading: float
     on_lane_half_width: float
     vehicle_length: float
@@ -49,6 +51,8 @@ class AxisLaneTable:
     def __init__(self, lanes: list[AxisLane]) -> None:
         self.lanes = lanes
         self.by_index = {lane.index: lane for lane in lanes}
+        self.by_lane = {id(lane.lane): lane for lane in lanes}
+        """lane object ``id`` -> :class:`AxisLane`."""
         self._x0 = np.array([lane.x0 for lane in lanes])[:, None]
         self._y0 = np.array([lane.y0 for lane in lanes])[:, None]
         self._length = np.array([lane.length for lane in lanes])[:, None]
@@ -72,12 +76,20 @@ class AxisLaneTable:
                             x0=float(lane.start[0]),
                             y0=float(lane.start[1]),
                             length=float(lane.length),
+                            width=float(lane.width),
                             heading=float(lane.heading),
                             on_lane_half_width=lane.width / 2 + 1,
                             vehicle_length=float(lane.VEHICLE_LENGTH),
                         )
                     )
         return cls(lanes) if lanes else None
+
+    def reachable(self, lane: AxisLane, x: float, y: float) -> bool:
+        """``lane.lane.is_reachable_from((x, y))``."""
+        if lane.lane.forbidden:
+            return False
+        s = x - lane.x0
+        return abs(y - lane.y0) <= 2 * lane.width and 0 <= s < lane.length + lane.vehicle_length
 
     def closest(self, x: np.ndarray, y: np.ndarray, heading: np.ndarray) -> list[AxisLane]:
         """The closest lane to each of ``n`` poses, as ``get_closest_lane_index`` picks it.

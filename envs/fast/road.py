@@ -130,6 +130,28 @@ class FastRoad(Road):
             super().act()
             return
         by_index = self.table.by_index
+        drivers = [
+            v for v in self._vehicles
+            if type(v) is IDMVehicle and not v.crashed
+            and v.lane_index in by_index and v.target_lane_index in by_index
+        ]
+        if len(drivers) == sum(type(v) is IDMVehicle and not v.crashed for v in self._vehicles) \
+                and not any(self._at_lane_end(v) for v in drivers):
+            self._decide_batched(drivers)
+        else:
+            drivers = self._decide_in_order()
+        if drivers:
+            self._drive(drivers)
+
+    def _at_lane_end(self, v: IDMVehicle) -> bool:
+        """``v.road.network.get_lane(v.target_lane_index).after_end(v.position)``."""
+        target = self.table.by_index[v.target_lane_index]
+        return float(v.position[0]) - target.x0 > target.length - target.vehicle_length / 2
+
+    def _decide_in_order(self) -> list[IDMVehicle]:
+        """``IDMVehicle.act``'s decisions vehicle by vehicle with the stock methods (lane ends:
+        ``follow_road`` may draw from the random generator); returns the drivers left to drive."""
+        by_index = self.table.by_index
         drivers = []
         for v in self._vehicles:
             kind = type(v)
@@ -139,76 +161,128 @@ class FastRoad(Road):
                 if v.lane_index not in by_index or v.target_lane_index not in by_index:
                     v.act()
                     continue
-                target = by_index[v.target_lane_index]
-                if float(v.position[0]) - target.x0 > target.length - target.vehicle_length / 2:
+                if self._at_lane_end(v):
                     v.follow_road()
                 if v.enable_lane_change and (
                     v.lane_index != v.target_lane_index or v.timer > v.LANE_CHANGE_DELAY
                 ):
-                    v.change_lane_policy()  # MOBIL, or abandoning a contested lane change
+                    v.change_lane_policy()
                 if v.target_lane_index not in by_index:
                     raise RuntimeError(f"lane {v.target_lane_index} left the lane table")
                 drivers.append(v)
             elif kind is not Vehicle:  # Vehicle.act() without an action keeps its action
                 v.act()
-        if drivers:
-            self._drive(drivers)
+        return drivers
+
+    def _decide_batched(self, drivers: list[IDMVehicle]) -> None:
+        """The same decisions, with every MOBIL evaluation of this step in one batch.
+
+        MOBIL reads only positions, speeds and lanes, which no decision changes, so it can be
+        evaluated up front; its verdicts are applied in road order, where a vehicle abandoning a
+        contested lane change sees the targets of the vehicles before it already updated.
+        """
+        proposals = self._mobil_batch(
+            [v for v in drivers if v.enable_lane_change and v.lane_index == v.target_lane_index
+             and v.timer > v.LANE_CHANGE_DELAY]
+        )
+        for v in self._vehicles:
+            kind = type(v)
+            if kind is IDMVehicle:
+                if v.crashed or not v.enable_lane_change:
+                    continue
+                if v.lane_index != v.target_lane_index:
+                    v.change_lane_policy()  # maybe abandon a lane change someone else started
+                elif v.timer > v.LANE_CHANGE_DELAY:
+                    v.timer = 0
+                    for lane_index, verdict in proposals[v]:
+                        if verdict is None:
+                            verdict = v.mobil(lane_index)
+                        if verdict:
+                            v.target_lane_index = lane_index
+            elif kind is not Vehicle:
+                v.act()
+
+    def _mobil_batch(self, deciders: list[IDMVehicle]) -> dict[IDMVehicle, list[tuple]]:
+        """For each decider, ``[(side lane index, MOBIL verdict)]`` over the side lanes its
+        ``change_lane_policy`` would try (reachable, moving); the verdict is ``None`` where the
+        stock ``mobil`` must decide (a planned route)."""
+        table, index = self.table, self._neighbour_index()
+        batch = idm.AccelerationBatch(table.by_lane)
+        pending: dict[IDMVehicle, list[tuple]] = {}
+        for v in deciders:
+            x, y = float(v.position[0]), float(v.position[1])
+            tries = []
+            for lane_index in self.network.side_lanes(v.lane_index):
+                lane = table.by_index[lane_index]
+                if not table.reachable(lane, x, y) or abs(v.speed) < 1:
+                    continue
+                if v.route and v.route[0][2] is not None:
+                    tries.append((lane_index, None))
+                    continue
+                new_front, new_rear = index.neighbours(v, lane)
+                old_front, old_rear = index.neighbours(v, table.by_index[v.lane_index])
+                rows = (
+                    batch.add(v, new_rear, new_front),
+                    batch.add(v, new_rear, v),
+                    batch.add(v, v, new_front),
+                    batch.add(v, v, old_front),
+                    batch.add(v, old_rear, v),
+                    batch.add(v, old_rear, old_front),
+                )
+                tries.append((lane_index, rows))
+            pending[v] = tries
+        values = batch.evaluate()
+        proposals = {}
+        for v, tries in pending.items():
+            verdicts = []
+            for lane_index, rows in tries:
+                if rows is None:
+                    verdicts.append((lane_index, None))
+                    continue
+                new_rear_a, new_rear_pred_a, self_pred_a, self_a, old_rear_a, old_rear_pred_a = (
+                    values[k] for k in rows
+                )
+                if new_rear_pred_a < -v.LANE_CHANGE_MAX_BRAKING_IMPOSED:
+                    verdicts.append((lane_index, False))
+                    continue
+                jerk = self_pred_a - self_a + v.POLITENESS * (
+                    new_rear_pred_a - new_rear_a + old_rear_pred_a - old_rear_a
+                )
+                verdicts.append((lane_index, not jerk < v.LANE_CHANGE_MIN_ACC_GAIN))
+            proposals[v] = verdicts
+        return proposals
 
     def _drive(self, drivers: list[IDMVehicle]) -> None:
         """Set every driver's ``action`` as ``IDMVehicle.act`` would after its decisions."""
         by_index = self.table.by_index
         index = self._neighbour_index()
-        xy = np.array([v.position for v in drivers])
-        heading = np.array([v.heading for v in drivers], dtype=float)
-        speed = np.array([v.speed for v in drivers], dtype=float)
-        lanes = [by_index[v.lane_index] for v in drivers]
+        batch = idm.AccelerationBatch(self.table.by_lane)
+        current, target = [], []
+        for v in drivers:
+            front, _ = index.neighbours(v, by_index[v.lane_index])
+            current.append(batch.add(v, v, front))
+            if v.lane_index != v.target_lane_index:
+                front, _ = index.neighbours(v, by_index[v.target_lane_index])
+                target.append(batch.add(v, v, front))
+            else:
+                target.append(None)
+        values = batch.evaluate()
+        accel = []
+        for cur, tgt in zip(current, target, strict=True):
+            a = values[cur]
+            if tgt is not None:
+                a = min(a, values[tgt])
+            accel.append(a)
+        accel = np.clip(np.array(accel, dtype=float), -IDMVehicle.ACC_MAX, IDMVehicle.ACC_MAX)
+
         targets = [by_index[v.target_lane_index] for v in drivers]
         steer = idm.steering(
-            xy[:, 1] - np.array([t.y0 for t in targets]),
+            np.array([v.position[1] for v in drivers], dtype=float)
+            - np.array([t.y0 for t in targets]),
             np.array([t.heading for t in targets]),
-            heading,
-            speed,
+            np.array([v.heading for v in drivers], dtype=float),
+            np.array([v.speed for v in drivers], dtype=float),
         )
-
-        target_speed = np.array([v.target_speed for v in drivers], dtype=float)
-        limits = [v.lane.speed_limit if v.lane else None for v in drivers]
-        limited = np.array([limit is not None for limit in limits])
-        limit = np.array([np.inf if lim is None else lim for lim in limits], dtype=float)
-        target_speed = np.where(limited, np.clip(target_speed, 0, limit), target_speed)
-        free = idm.free_road_acceleration(
-            speed, target_speed, np.array([v.DELTA for v in drivers], dtype=float)
-        )
-
-        rows, fronts, in_target = [], [], []
-        changing = np.zeros(len(drivers), dtype=bool)
-        for k, v in enumerate(drivers):
-            front, _ = index.neighbours(v, lanes[k])
-            if front is not None:
-                rows.append(k), fronts.append(front), in_target.append(False)
-            if v.lane_index != v.target_lane_index:
-                changing[k] = True
-                front, _ = index.neighbours(v, targets[k])
-                if front is not None:
-                    rows.append(k), fronts.append(front), in_target.append(True)
-        current, target = free.copy(), free.copy()
-        if rows:
-            rows_a = np.array(rows)
-            x0 = np.array([lanes[k].x0 for k in rows])
-            gap = (np.array([f.position[0] for f in fronts]) - x0) - (xy[rows_a, 0] - x0)
-            braking = idm.interaction_acceleration(
-                gap,
-                speed[rows_a],
-                heading[rows_a],
-                np.array([f.speed for f in fronts], dtype=float),
-                np.array([f.heading for f in fronts], dtype=float),
-            )
-            in_target_a = np.array(in_target)
-            cur_rows = rows_a[~in_target_a]
-            current[cur_rows] = free[cur_rows] - braking[~in_target_a]
-            tgt_rows = rows_a[in_target_a]
-            target[tgt_rows] = free[tgt_rows] - braking[in_target_a]
-        accel = np.where(changing & (target < current), target, current)
-        accel = np.clip(accel, -IDMVehicle.ACC_MAX, IDMVehicle.ACC_MAX)
         for v, s, a in zip(drivers, steer.tolist(), accel.tolist(), strict=True):
             v.action = {"steering": s, "acceleration": a}
 
