@@ -165,6 +165,7 @@ def iter_episodes(
     render_mode: str | None = None,
     fast: bool | None = None,
     progress: bool | str = False,
+    on_failure: Callable[[int, str], None] | None = None,
 ) -> Iterator[Episode]:
     """Drive ``agent`` through one episode per seed; yield each :class:`Episode` as it ends.
 
@@ -186,6 +187,12 @@ def iter_episodes(
         render_mode: passed to the environments (``"human"`` needs ``workers=1``).
         fast: use the accelerated simulation (None: the default of :mod:`envs`).
         progress: show a progress bar (a string is used as its description).
+        on_failure: what to do when an environment worker dies or raises mid-episode. None:
+            raise :class:`WorkerFailure` naming the seed (stop cleanly: episodes already
+            yielded are complete, nothing half-finished is yielded). A callable: it is called
+            with ``(seed, reason)`` for each failed episode, the environments are restarted and
+            the other interrupted episodes are run again from their start (same seeds, same
+            outcome), so the iteration carries on without the failed seeds.
     """
     seeds = [int(s) for s in seeds]
     if len(set(seeds)) != len(seeds):
@@ -196,16 +203,15 @@ def iter_episodes(
         return
     n_envs = min(workers, len(seeds))
     uses_idm = any(getattr(a, "uses_idm_hint", False) for a in (agent, expert) if a)
-    vec = make_vector_env(
+    make_vec = functools.partial(
+        make_vector_env,
         scenario,
-        n_envs,
         in_process=workers == 1,
         render_mode=render_mode,
         fast=fast,
         idm_hint=uses_idm,
     )
     queue = list(reversed(seeds))
-    running: list[_Running | None] = [None] * n_envs
     bar = tqdm(
         total=len(seeds),
         desc=progress if isinstance(progress, str) else "episodes",
@@ -213,95 +219,233 @@ def iter_episodes(
         disable=not progress,
         dynamic_ncols=True,
     )
-    frames_done, started = 0, time.perf_counter()
+    counter = _Counter(bar)
+    steps = functools.partial(
+        _drive,
+        agent,
+        scenario,
+        expert=expert,
+        mixer=mixer,
+        record_frames=record_frames,
+        record_explanations=record_explanations,
+        on_step=on_step,
+        counter=counter,
+    )
     try:
-        start = [queue.pop() for _ in range(n_envs)]
+        while queue:
+            vec = make_vec(min(n_envs, len(queue)))
+            broken = False
+            try:
+                yield from steps(vec, queue)
+            except WorkerFailure as failure:
+                broken = True
+                if on_failure is None:
+                    raise
+                for seed, reason in failure.failed.items():
+                    on_failure(seed, reason)
+                    bar.update(1)
+                queue.extend(reversed(failure.interrupted))  # restarted from scratch
+            finally:
+                _close(vec, broken)
+    finally:
+        bar.close()
+
+
+class WorkerFailure(RuntimeError):
+    """An environment worker died or raised in the middle of episodes.
+
+    Attributes:
+        failed: seed -> reason, for the episodes whose worker failed.
+        interrupted: seeds of the other episodes that were running (lost with the vector env;
+            being seeded, they can be run again from the start with the same outcome).
+    """
+
+    def __init__(self, failed: dict[int, str], interrupted: list[int]) -> None:
+        seeds = ", ".join(f"{seed} ({reason})" for seed, reason in failed.items())
+        super().__init__(f"environment worker failed on seed {seeds}")
+        self.failed = failed
+        self.interrupted = interrupted
+
+
+@dataclass
+class _Counter:
+    """Progress bookkeeping shared across vector env restarts."""
+
+    bar: Any
+    frames: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    def episode_done(self, steps: int) -> None:
+        self.frames += steps
+        self.bar.update(1)
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        self.bar.set_postfix(frames=self.frames, fps=f"{self.frames / elapsed:.0f}")
+
+
+def _failed_slots(vec: gymnasium.vector.VectorEnv, active: list[int]) -> list[int]:
+    """The slots whose worker died or reported an error (all of them in-process)."""
+    if not isinstance(vec, AsyncVectorEnv):
+        return list(active)
+    failed = []
+    for slot in active:
+        process = vec.processes[slot]
+        process.join(timeout=1.0)  # a worker that raised exits right after reporting it
+        if vec.parent_pipes[slot] is None or process.exitcode is not None:
+            failed.append(slot)
+    return failed or list(active)
+
+
+def _describe_exit(vec: gymnasium.vector.VectorEnv, slot: int, exc: BaseException) -> str:
+    if isinstance(vec, AsyncVectorEnv):
+        code = vec.processes[slot].exitcode
+        if code is not None and code < 0:
+            return f"worker killed by signal {-code}"
+        if code is not None and code != 0:
+            return f"worker exited with status {code}"
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def _close(vec: gymnasium.vector.VectorEnv, broken: bool) -> None:
+    """Close a vector env; after a failure, terminate and reap its workers instead."""
+    if not broken or not isinstance(vec, AsyncVectorEnv):
+        vec.close()
+        return
+    for process in vec.processes:
+        if process.is_alive():
+            process.terminate()
+        process.join(timeout=2.0)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    for pipe in vec.parent_pipes:
+        if pipe is not None:
+            pipe.close()
+    vec.closed = True  # nothing left for gymnasium's own close() to talk to
+
+
+def _drive(
+    agent: Agent,
+    scenario: Scenario,
+    vec: gymnasium.vector.VectorEnv,
+    queue: list[int],
+    *,
+    expert: Agent | None,
+    mixer: ActionMixer | None,
+    record_frames: bool,
+    record_explanations: bool,
+    on_step: Callable[[StepEvent], None] | None,
+    counter: _Counter,
+) -> Iterator[Episode]:
+    """Run the seeds of ``queue`` (popped from its end) in ``vec`` until it is empty.
+
+    Raises:
+        WorkerFailure: an environment failed; the queue holds the seeds not started yet.
+    """
+    n_envs = vec.num_envs
+    running: list[_Running | None] = [None] * n_envs
+    start = [queue.pop() for _ in range(n_envs)]
+    try:
         obs, info = vec.reset(seed=start)
-        infos = unbatch_info(info, n_envs)
-        for slot, seed in enumerate(start):
-            running[slot] = _start(agent, expert, seed, slot, infos[slot])
-        while any(r is not None for r in running):
-            active = [i for i, r in enumerate(running) if r is not None]
-            t0 = time.perf_counter()
-            agent_actions = agent.act_batch(obs[active], [infos[i] for i in active], active)
-            latency = (time.perf_counter() - t0) * 1000.0 / len(active)
-            expert_actions = (
-                expert.act_batch(obs[active], [infos[i] for i in active], active)
-                if expert is not None
-                else None
-            )
-            actions = np.zeros((n_envs, *vec.single_action_space.shape), dtype=np.float32)
-            explained: dict[int, dict[str, Any]] = {}
-            for k, slot in enumerate(active):
+    except Exception as exc:
+        raise _failure(vec, list(range(n_envs)), start, exc) from exc
+    infos = unbatch_info(info, n_envs)
+    for slot, seed in enumerate(start):
+        running[slot] = _start(agent, expert, seed, slot, infos[slot])
+    while any(r is not None for r in running):
+        active = [i for i, r in enumerate(running) if r is not None]
+        t0 = time.perf_counter()
+        agent_actions = agent.act_batch(obs[active], [infos[i] for i in active], active)
+        latency = (time.perf_counter() - t0) * 1000.0 / len(active)
+        expert_actions = (
+            expert.act_batch(obs[active], [infos[i] for i in active], active)
+            if expert is not None
+            else None
+        )
+        actions = np.zeros((n_envs, *vec.single_action_space.shape), dtype=np.float32)
+        explained: dict[int, dict[str, Any]] = {}
+        for k, slot in enumerate(active):
+            run = running[slot]
+            exp = expert_actions[k] if expert_actions is not None else None
+            act = np.asarray(agent_actions[k], dtype=np.float32)
+            executed = act if mixer is None else mixer(run.seed, len(run.actions), act, exp)
+            actions[slot] = np.clip(executed, -1.0, 1.0)
+            if record_frames:
+                run.frames.append(obs[slot].copy())
+            run.agent_actions.append(act)
+            if exp is not None:
+                run.expert_actions.append(np.asarray(exp, dtype=np.float32))
+            run.latency_ms.append(latency)
+            if record_explanations or on_step is not None:
+                explained[slot] = agent.explain(slot)
+                if record_explanations:
+                    run.explanations.append(explained[slot])
+        if on_step is not None:
+            for slot in active:
                 run = running[slot]
-                exp = expert_actions[k] if expert_actions is not None else None
-                act = np.asarray(agent_actions[k], dtype=np.float32)
-                executed = act if mixer is None else mixer(run.seed, len(run.actions), act, exp)
-                actions[slot] = np.clip(executed, -1.0, 1.0)
-                if record_frames:
-                    run.frames.append(obs[slot].copy())
-                run.agent_actions.append(act)
-                if exp is not None:
-                    run.expert_actions.append(np.asarray(exp, dtype=np.float32))
-                run.latency_ms.append(latency)
-                if record_explanations or on_step is not None:
-                    explained[slot] = agent.explain(slot)
-                    if record_explanations:
-                        run.explanations.append(explained[slot])
-            if on_step is not None:
-                for event in [
+                on_step(
                     StepEvent(
                         slot=slot,
-                        seed=running[slot].seed,
-                        step=len(running[slot].actions),
+                        seed=run.seed,
+                        step=len(run.actions),
                         obs=obs[slot],
                         info=infos[slot],
                         action=actions[slot],
-                        agent_action=running[slot].agent_actions[-1],
-                        expert_action=(
-                            running[slot].expert_actions[-1] if expert is not None else None
-                        ),
+                        agent_action=run.agent_actions[-1],
+                        expert_action=run.expert_actions[-1] if expert is not None else None,
                         explanation=explained[slot],
                         env=vec.envs[slot] if isinstance(vec, SyncVectorEnv) else None,
                     )
-                    for slot in active
-                ]:
-                    on_step(event)
+                )
+        try:
             obs, reward, terminated, truncated, info = vec.step(actions)
-            infos = unbatch_info(info, n_envs)
-            finished = np.zeros(n_envs, dtype=bool)
-            for slot in active:
-                run = running[slot]
-                run.actions.append(actions[slot].copy())
-                run.rewards.append(float(reward[slot]))
-                run.metrics.append(infos[slot]["metrics"])
-                run.applied.append(np.asarray(infos[slot]["applied_action"], dtype=np.float32))
-                if terminated[slot] or truncated[slot]:
-                    finished[slot] = True
-                    episode = _finish(run, scenario.dt, terminated[slot], truncated[slot])
-                    frames_done += episode.steps
-                    running[slot] = None
-                    bar.update(1)
-                    elapsed = max(time.perf_counter() - started, 1e-9)
-                    bar.set_postfix(frames=frames_done, fps=f"{frames_done / elapsed:.0f}")
-                    yield episode
-            restart = list(np.flatnonzero(finished))[: len(queue)]
-            if restart:
-                mask = np.zeros(n_envs, dtype=bool)
-                mask[restart] = True
-                new_seeds: list[int | None] = [None] * n_envs
-                for slot in restart:
-                    new_seeds[slot] = queue.pop()
+        except Exception as exc:
+            raise _failure(vec, active, [r.seed if r else None for r in running], exc) from exc
+        infos = unbatch_info(info, n_envs)
+        finished = np.zeros(n_envs, dtype=bool)
+        for slot in active:
+            run = running[slot]
+            run.actions.append(actions[slot].copy())
+            run.rewards.append(float(reward[slot]))
+            run.metrics.append(infos[slot]["metrics"])
+            run.applied.append(np.asarray(infos[slot]["applied_action"], dtype=np.float32))
+            if terminated[slot] or truncated[slot]:
+                finished[slot] = True
+                episode = _finish(run, scenario.dt, terminated[slot], truncated[slot])
+                running[slot] = None
+                counter.episode_done(episode.steps)
+                yield episode
+        restart = list(np.flatnonzero(finished))[: len(queue)]
+        if restart:
+            mask = np.zeros(n_envs, dtype=bool)
+            mask[restart] = True
+            new_seeds: list[int | None] = [None] * n_envs
+            for slot in restart:
+                new_seeds[slot] = queue.pop()
+            try:
                 obs_new, info_new = vec.reset(seed=new_seeds, options={"reset_mask": mask})
-                infos_new = unbatch_info(info_new, n_envs)
-                obs = obs.copy()
-                for slot in restart:
-                    obs[slot] = obs_new[slot]
-                    infos[slot] = infos_new[slot]
-                    running[slot] = _start(agent, expert, new_seeds[slot], slot, infos[slot])
-    finally:
-        bar.close()
-        vec.close()
+            except Exception as exc:
+                raise _failure(vec, list(restart), new_seeds, exc) from exc
+            infos_new = unbatch_info(info_new, n_envs)
+            obs = obs.copy()
+            for slot in restart:
+                obs[slot] = obs_new[slot]
+                infos[slot] = infos_new[slot]
+                running[slot] = _start(agent, expert, new_seeds[slot], slot, infos[slot])
+
+
+def _failure(
+    vec: gymnasium.vector.VectorEnv,
+    active: list[int],
+    seeds: Sequence[int | None],
+    exc: BaseException,
+) -> WorkerFailure:
+    """The :class:`WorkerFailure` for an exception raised by ``vec`` with ``active`` slots."""
+    failed_slots = _failed_slots(vec, active)
+    failed = {int(seeds[s]): _describe_exit(vec, s, exc) for s in failed_slots}
+    interrupted = [
+        int(seed) for s, seed in enumerate(seeds) if s not in failed_slots and seed is not None
+    ]
+    return WorkerFailure(failed, interrupted)
 
 
 def rollout(agent: Agent, scenario: Scenario, seeds: Sequence[int], **kwargs: Any) -> list[Episode]:
