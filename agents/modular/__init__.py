@@ -22,13 +22,14 @@ __all__ = ["ModularAgent", "make_oracle_agent", "make_vision_agent", "settings_f
 def settings_for(scenario: Scenario) -> tuple[PlannerConfig, ControlGains]:
     """Planner settings and controller gains for ``scenario``.
 
-    Steer-only scenarios (racetrack) keep their lane at the environment's cruise speed, with a
-    higher lateral-acceleration cap for the tight curves.
+    Steer-only scenarios (racetrack) drive at the environment's cruise speed, so slower cars
+    ahead can only be passed (the planner's IDM braking becomes the lane-change incentive); they
+    get a shorter look-ahead and a higher lateral-acceleration cap for the tight curves.
     """
     planner, gains = PlannerConfig(), ControlGains()
     if scenario.action.mode == "steer":
-        planner = replace(planner, cruise_speed=scenario.action.cruise_speed, lane_changes=False)
-        gains = replace(gains, max_lateral_accel=12.0, lookahead_time=0.5, lookahead_min=4.0)
+        planner = replace(planner, cruise_speed=scenario.action.cruise_speed)
+        gains = replace(gains, max_lateral_accel=12.0, lookahead_time=0.3, lookahead_min=3.0)
     return planner, gains
 
 

@@ -1,13 +1,16 @@
 """Control: turn the planner's reference path and acceleration into a normalised action.
 
-- **Lateral: pure pursuit** (Coulter 1992). A look-ahead point is taken on the reference path at
-  distance ``L_d = clip(lookahead_time * v + lookahead_min, .., lookahead_max)`` from the ego
-  car; the arc through it has curvature ``kappa = 2 sin(alpha) / L_d`` (``alpha``: the
-  point's bearing), and the front-wheel angle is ``delta = atan(wheelbase * kappa)``. highway-env's
-  kinematic bicycle turns at ``v sin(beta) / (L/2)`` with ``tan(beta) = tan(delta) / 2``, which
-  for small angles is ``v * delta / L``: the ordinary bicycle with wheelbase ``L`` = the car
-  length (5 m). The curvature is capped so that the lateral acceleration stays below
-  ``max_lateral_accel`` (a comfort limit that also keeps lane changes smooth for imitation).
+- **Lateral: pure pursuit** (Coulter 1992) from the rear axle. highway-env's kinematic bicycle
+  moves the car's centre at the slip angle ``beta`` (``tan(beta) = tan(delta) / 2``) and turns at
+  ``v sin(beta) / (L/2)``; the point ``L/2`` behind the centre then moves exactly along the
+  heading and turns at ``v_r tan(delta) / L``: a rear-axle bicycle of wheelbase ``L`` (the car
+  length, 5 m), for which pure pursuit is exact on a circle (no corner cutting). A look-ahead
+  point is taken on the reference path at distance
+  ``L_d = clip(lookahead_time * v + lookahead_min, .., lookahead_max)`` from the rear axle; the
+  arc through it has curvature ``kappa = 2 sin(alpha) / L_d`` (``alpha``: the point's bearing)
+  and the front-wheel angle is ``delta = atan(wheelbase * kappa)``. The curvature is capped so
+  that the lateral acceleration stays below ``max_lateral_accel`` (a comfort limit that also
+  keeps lane changes smooth for imitation).
 - **Longitudinal**: the planner's IDM acceleration, clipped to the action range.
 
 Sign convention: ego frame y to the right; positive steering turns right (highway-env's y-down
@@ -30,7 +33,8 @@ class ControlGains:
     """Controller gains, tuned on ``highway`` (see the issue report for the runs).
 
     Args:
-        wheelbase: bicycle-model wheelbase [m] (highway-env: the car length).
+        wheelbase: bicycle-model wheelbase [m] (highway-env: the car length); the rear axle is
+            half of it behind the car's centre.
         lookahead_time: look-ahead distance per unit speed [s].
         lookahead_min: look-ahead distance added at any speed [m].
         lookahead_max: longest look-ahead [m].
@@ -83,7 +87,8 @@ class Controller:
         ``(accel, steer)`` normalised to [-1, 1] and a dict of the controller's terms."""
         g = self.gains
         ld = min(max(g.lookahead_time * speed + g.lookahead_min, g.lookahead_min), g.lookahead_max)
-        target = lookahead_point(path, ld)
+        rear_path = path + np.array([g.wheelbase / 2, 0.0])  # path seen from the rear axle
+        target = lookahead_point(rear_path, ld)
         dist = max(float(np.hypot(*target)), 1e-6)
         alpha = math.atan2(target[1], target[0])
         curvature = 2.0 * math.sin(alpha) / dist

@@ -94,30 +94,35 @@ def world_to_ego(points: np.ndarray, origin: np.ndarray, heading: float) -> np.n
     return np.stack([c * d[..., 0] + s * d[..., 1], -s * d[..., 0] + c * d[..., 1]], axis=-1)
 
 
-def project(polyline: np.ndarray, point: np.ndarray) -> tuple[float, float]:
-    """Project ``point`` ``(2,)`` onto ``polyline`` ``(K, 2)``.
+def project_points(polyline: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Project ``points`` ``(N, 2)`` onto ``polyline`` ``(K, 2)``, ``K >= 2``.
 
-    Returns ``(s, d)``: arc length [m] from the polyline's first point to the foot of the
-    perpendicular, and the signed lateral offset [m] of the point (positive = to the right of
-    the direction of travel). Beyond the ends the first/last segment is extended.
+    Returns ``(s, d)``, each ``(N,)``: the arc length [m] from the polyline's first point to the
+    foot of the perpendicular, and the signed lateral offset [m] (positive = to the right of the
+    direction of travel). Beyond its ends the first and last segments are extended.
     """
-    a, b = polyline[:-1], polyline[1:]
-    seg = b - a
-    seg_len = np.maximum(np.linalg.norm(seg, axis=1), 1e-9)
-    t = np.einsum("ij,ij->i", point - a, seg) / seg_len**2
-    t_in = t.copy()
-    t_in[1:-1] = np.clip(t[1:-1], 0.0, 1.0)
-    t_in[0] = min(t[0], 1.0) if len(t) > 1 else t[0]
-    if len(t) > 1:
-        t_in[-1] = max(t[-1], 0.0)
-    feet = a + seg * t_in[:, None]
-    dist = np.linalg.norm(point - feet, axis=1)
-    k = int(np.argmin(dist))
-    start = float(np.concatenate([[0.0], np.cumsum(seg_len)])[k])
-    s = start + t_in[k] * seg_len[k]
-    rel = point - a[k]
-    d = (seg[k, 0] * rel[1] - seg[k, 1] * rel[0]) / seg_len[k]
-    return float(s), float(d)
+    a, seg = polyline[:-1], np.diff(polyline, axis=0)  # (M, 2)
+    seg_len = np.maximum(np.hypot(seg[:, 0], seg[:, 1]), 1e-9)
+    rel = points[:, None, :] - a[None]  # (N, M, 2)
+    t = (rel[..., 0] * seg[:, 0] + rel[..., 1] * seg[:, 1]) / seg_len**2
+    low = np.zeros(len(seg))
+    high = np.ones(len(seg))
+    low[0], high[-1] = -np.inf, np.inf  # extend the end segments
+    t = np.clip(t, low, high)
+    off = rel - seg[None] * t[..., None]
+    k = np.argmin(off[..., 0] ** 2 + off[..., 1] ** 2, axis=1)  # nearest segment per point
+    rows = np.arange(len(points))
+    starts = np.concatenate([[0.0], np.cumsum(seg_len)])[k]
+    s = starts + t[rows, k] * seg_len[k]
+    r = rel[rows, k]
+    d = (seg[k, 0] * r[:, 1] - seg[k, 1] * r[:, 0]) / seg_len[k]
+    return s, d
+
+
+def project(polyline: np.ndarray, point: np.ndarray) -> tuple[float, float]:
+    """:func:`project_points` for one point ``(2,)``: ``(s, d)`` [m]."""
+    s, d = project_points(polyline, np.asarray(point, dtype=float).reshape(1, 2))
+    return float(s[0]), float(d[0])
 
 
 class OraclePerception:

@@ -20,12 +20,13 @@ All positions are in the ego frame of :mod:`agents.modular.perception` (x forwar
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from agents.modular.perception import Detection, LaneEstimate, Percept, project
+from agents.modular.perception import Detection, LaneEstimate, Percept, project_points
 
 EGO_LENGTH_M = 5.0
 """Length [m] of the ego car (highway-env's ``Vehicle.LENGTH``)."""
@@ -56,6 +57,8 @@ class PlannerConfig:
         path_spacing: spacing [m] of its points.
         occupancy_margin: a vehicle occupies a lane when it overlaps it by more than this [m].
         view_ahead: vehicles farther ahead [m] than this are ignored.
+        leave_ending_lane_gain: incentive [m/s²] added to leaving a lane that ends (merges
+            into a neighbour ahead); a lane that ends is never a lane-change target.
     """
 
     cruise_speed: float = 30.0
@@ -77,6 +80,7 @@ class PlannerConfig:
     path_spacing: float = 2.5
     occupancy_margin: float = 0.3
     view_ahead: float = 80.0
+    leave_ending_lane_gain: float = 2.0
 
 
 @dataclass
@@ -145,6 +149,7 @@ class _Lane:
     s_ego: float
     d_ego: float
     occupants: list[tuple[float, Detection]]  # (bumper gap signed: + ahead, - behind, det)
+    ends: bool = False  # it merges into a neighbour within the centre lines' reach
 
     @property
     def centre_offset(self) -> float:
@@ -175,20 +180,20 @@ class Planner:
     # -- scene analysis ---------------------------------------------------------------------
     def _lanes(self, percept: Percept) -> list[_Lane]:
         out = []
-        origin = np.zeros(2)
+        dets = [d for d in percept.detections if d.x <= self.config.view_ahead]
+        points = np.array([[0.0, 0.0]] + [[d.x, d.y] for d in dets])
         for lane in percept.lanes:
-            s_ego, d_ego = project(lane.centerline, origin)
+            s_all, d_all = project_points(lane.centerline, points)
+            s_ego, d_ego = float(s_all[0]), float(d_all[0])
             occupants = []
-            for det in percept.detections:
-                if det.x > self.config.view_ahead:
-                    continue
-                s, d = project(lane.centerline, np.array([det.x, det.y]))
+            for det, s, d in zip(dets, s_all[1:], d_all[1:], strict=True):
                 overlap = lane.width / 2 + det.width / 2 - abs(d)
                 if overlap > self.config.occupancy_margin:
                     gap = s - s_ego
                     gap -= math.copysign((det.length + EGO_LENGTH_M) / 2, gap)
-                    occupants.append((gap, det))
+                    occupants.append((float(gap), det))
             out.append(_Lane(lane, s_ego, d_ego, occupants))
+        _mark_ending(out)
         return out
 
     def _accel_in(self, lane: _Lane, speed: float, desired: float) -> tuple[float, float, float]:
@@ -203,7 +208,7 @@ class Planner:
         cfg = self.config
         front_gap, leader = lane.leader()
         rear_gap, follower = lane.follower()
-        if front_gap < cfg.min_front_gap or rear_gap < cfg.min_rear_gap:
+        if lane.ends or front_gap < cfg.min_front_gap or rear_gap < cfg.min_rear_gap:
             return False, -math.inf
         new_accel, _, _ = self._accel_in(lane, speed, desired)
         if new_accel < -cfg.safe_braking:
@@ -275,6 +280,8 @@ class Planner:
                     incentives[side] = -math.inf
                     continue
                 gain = accel - here + (cfg.right_bias if side == "right" else -cfg.right_bias)
+                if lanes[current].ends:
+                    gain += cfg.leave_ending_lane_gain
                 incentives[side] = gain
                 if gain > cfg.min_accel_gain and gain > best_gain:
                     best, best_gain = j, gain
@@ -325,3 +332,23 @@ class Planner:
     def _straight_path(self) -> np.ndarray:
         x = np.arange(0.0, self.config.path_length + 1e-9, self.config.path_spacing)
         return np.stack([x, np.zeros_like(x)], axis=1)
+
+
+def _mark_ending(lanes: list[_Lane]) -> None:
+    """Flag lanes whose centre line ahead runs into a neighbour's (an on-ramp or a lane drop).
+
+    Centre lines of one road are sampled at the same stations, so point ``k`` of two lanes are
+    side by side; the lane that moves sideways more is the one that ends.
+    """
+    for a, b in itertools.pairwise(lanes):
+        ca, cb = a.estimate.centerline, b.estimate.centerline
+        if ca.shape != cb.shape:
+            continue
+        ahead = ca[:, 0] > 0
+        gap = np.linalg.norm(ca - cb, axis=1)
+        width = min(a.estimate.width, b.estimate.width)
+        if not np.any(ahead & (gap < width / 2)):
+            continue
+        shift_a = np.ptp(ca[ahead, 1]) if ahead.any() else 0.0
+        shift_b = np.ptp(cb[ahead, 1]) if ahead.any() else 0.0
+        (a if shift_a > shift_b else b).ends = True
