@@ -24,6 +24,7 @@ import envs
 from driving.bench_sim import main as bench_sim_main
 from envs.driving_env import FAST_SIM_DEFAULT
 from envs.fast import is_supported
+from envs.fast.collisions import collision_candidates
 from envs.fast.road import FastRoad
 
 BUSY = {"vehicles_count": 25, "vehicles_density": 1.5, "duration": 10}
@@ -157,6 +158,32 @@ def test_neighbour_index_follows_changes_of_the_vehicle_list() -> None:
     assert road.neighbour_vehicles(ego)[0] is stand_in
     road.vehicles.remove(stand_in)
     assert road.neighbour_vehicles(ego) == Road.neighbour_vehicles(road, ego)
+
+
+def test_skipped_collision_pairs_are_those_stock_finds_clear() -> None:
+    """Random close encounters (side by side, nose to tail, at angles, an obstacle): every pair
+    the fast path skips is one where the stock separating-axis test finds neither contact nor
+    imminent contact; and the pairs it keeps include the real contacts."""
+    rng = np.random.default_rng(0)
+    road = Road(network=RoadNetwork.straight_road_network(3), np_random=rng)
+    dt, kept, touching = 1 / 15, 0, 0
+    for _ in range(300):
+        things = []
+        for _ in range(4):
+            v = Vehicle(road, [100 + rng.uniform(-7, 7), 4 + rng.uniform(-4, 4)],
+                        heading=rng.uniform(-0.4, 0.4), speed=rng.uniform(0, 35))
+            things.append(v)
+        things.append(Obstacle(road, [100 + rng.uniform(-7, 7), 4 + rng.uniform(-4, 4)]))
+        candidates = set(collision_candidates(things, 4, dt))
+        for i in range(4):
+            for j in range(i + 1, len(things)):
+                intersecting, will_intersect, _ = things[i]._is_colliding(things[j], dt)
+                touching += intersecting or will_intersect
+                if (i, j) in candidates:
+                    kept += 1
+                else:
+                    assert not (intersecting or will_intersect), (i, j)
+    assert touching > 100 and kept < 1500
 
 
 def test_uncovered_scenarios_fall_back_to_stock() -> None:

@@ -31,12 +31,11 @@ from highway_env.vehicle.kinematics import Vehicle
 from highway_env.vehicle.objects import RoadObject
 
 from envs.fast import idm
+from envs.fast.collisions import collision_candidates
 from envs.fast.lanes import AxisLaneTable
 from envs.fast.neighbours import NeighbourIndex
 
 _VERSIONS = itertools.count()
-_BROAD_PHASE_SLACK_M = 1e-6
-"""Extra reach [m] of the collision broad phase, so rounding never drops a pair stock checks."""
 
 
 class VersionedList(list):
@@ -342,18 +341,7 @@ class FastRoad(Road):
             v.lane = lane.lane
 
     def _collide(self, dt: float) -> None:
-        """``Road.step``'s collision loop, skipping pairs too far apart to touch."""
-        n = len(self._vehicles)
+        """``Road.step``'s collision loop, in the stock order, on the pairs it could affect."""
         things = [*self._vehicles, *self._objects]
-        if n == 0 or len(things) < 2:
-            return
-        xy = np.array([t.position for t in things])
-        diagonal = np.array([t.diagonal for t in things], dtype=float)
-        travel = np.maximum(np.array([v.speed for v in self._vehicles], dtype=float) * dt, 0)
-        reach = (diagonal[:n, None] + diagonal[None, :]) / 2 + travel[:, None]
-        reach += _BROAD_PHASE_SLACK_M
-        offset = xy[None, :, :] - xy[:n, None, :]
-        close = np.einsum("ijk,ijk->ij", offset, offset) <= reach * reach
-        close &= np.arange(len(things))[None, :] > np.arange(n)[:, None]
-        for i, j in zip(*np.nonzero(close), strict=True):
+        for i, j in collision_candidates(things, len(self._vehicles), dt):
             things[i].handle_collisions(things[j], dt)
