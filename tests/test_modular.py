@@ -1,0 +1,201 @@
+"""The modular agent: each stage on hand-built inputs, then whole tiny episodes and the CLI."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import envs
+from agents.modular import make_oracle_agent, make_vision_agent
+from agents.modular.control import ControlGains, Controller
+from agents.modular.perception import Detection, LaneEstimate, OraclePerception, Percept
+from agents.modular.planning import Planner, PlannerConfig, PlannerState
+from agents.modular.vision import VisionPerception
+from driving.perception_eval import in_view
+from driving.rollout import rollout
+from envs.errors import UserError
+from envs.scenarios import get_scenario
+from tests.conftest import TINY, assert_one_line_error
+
+EXPLAIN_KEYS = {
+    "detections",
+    "decision",
+    "target_speed",
+    "reference_path",
+    "controller",
+    "lane",
+    "target_lane",
+}
+
+
+def straight_lanes(ego_lane: int, count: int = 4, width: float = 4.0) -> list[LaneEstimate]:
+    """``count`` straight lanes in the ego frame, the ego car centred in ``ego_lane``."""
+    xs = np.arange(-10.0, 80.1, 5.0)
+    return [
+        LaneEstimate(i, width, np.stack([xs, np.full_like(xs, (i - ego_lane) * width)], axis=1))
+        for i in range(count)
+    ]
+
+
+def plan(detections: list[Detection], speed: float = 25.0, ego_lane: int = 1):
+    planner = Planner(PlannerConfig(), dt=0.2)
+    percept = Percept(detections, straight_lanes(ego_lane), ego_lane, speed)
+    return planner.plan(percept, PlannerState())
+
+
+# -- planning ---------------------------------------------------------------------------------
+def test_a_slower_car_ahead_slows_the_car_down():
+    free = plan([])
+    assert free.accel > 0 and free.decision == "keep lane" and math.isinf(free.leader_gap)
+    # slow cars ahead in both neighbouring lanes too, so that braking (not passing) is the answer
+    blocked = [Detection(15.0, y, vx=15.0) for y in (-4.0, 0.0, 4.0)]
+    follow = plan(blocked)
+    assert follow.accel < -2.0
+    assert follow.leader_gap == pytest.approx(10.0)
+    assert follow.leader_speed == pytest.approx(15.0)
+
+
+def test_a_blocked_lane_is_not_chosen_for_a_lane_change():
+    slow_ahead = Detection(12.0, 0.0, vx=15.0)
+    alongside_left, alongside_right = Detection(0.5, -4.0, vx=25.0), Detection(-1.0, 4.0, vx=25.0)
+    assert plan([slow_ahead, alongside_left]).decision == "change right"
+    assert plan([slow_ahead, alongside_right]).decision == "change left"
+    stuck = plan([slow_ahead, alongside_left, alongside_right])
+    assert stuck.decision == "keep lane"
+    assert stuck.incentives == {"left": -math.inf, "right": -math.inf}
+
+
+def test_the_reference_path_follows_the_target_lane():
+    p = plan([Detection(12.0, 0.0, vx=15.0), Detection(0.5, -4.0, vx=25.0)])
+    assert p.target_lane == 2 and p.lane == 1
+    assert p.reference_path.shape[1] == 2
+    np.testing.assert_allclose(p.reference_path[:, 1], 4.0)
+    assert p.reference_path[0, 0] == pytest.approx(0.0) and np.all(
+        np.diff(p.reference_path[:, 0]) > 0
+    )
+
+
+# -- control ----------------------------------------------------------------------------------
+def test_the_controller_steers_towards_the_path():
+    controller = Controller(ControlGains())
+    xs = np.arange(0.0, 50.0, 2.5)
+    for offset, sign in ((-2.0, -1), (0.0, 0), (2.0, 1)):
+        path = np.stack([xs, np.full_like(xs, offset)], axis=1)
+        accel, steer, terms = controller.control(path, 1.0, 25.0, 30.0)
+        assert np.sign(round(steer, 6)) == sign, (offset, steer)
+        assert terms["cross_track_error"] == pytest.approx(-offset)
+        assert accel == pytest.approx(1.0 / 5.0)
+
+
+def test_negative_steering_moves_the_car_left_in_the_simulator():
+    env = envs.make("highway", overrides=TINY)
+    env.reset(seed=0)
+    y0 = env.sim.vehicle.position[1]
+    for _ in range(3):
+        *_, info = env.step(np.array([0.0, -0.1], dtype=np.float32))
+    env.close()
+    assert info["metrics"]["y"] < y0 - 0.1  # y right: left is smaller y
+
+
+# -- perception -------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["gray", "rgb"])
+def test_vision_finds_the_cars_and_the_lane_of_a_real_frame(kind):
+    scenario = get_scenario("highway").with_overrides(
+        {"vehicles_count": 30, "duration": 3, "observation": {"kind": kind}}
+    )
+    env = envs.make(scenario)
+    obs, info = env.reset(seed=7)
+    for _ in range(4):
+        obs, *_, info = env.step(np.array([0.0, 0.0], dtype=np.float32))
+    env.close()
+    truth = OraclePerception().perceive(obs, info)
+    found = VisionPerception(scenario).perceive(obs, {"metrics": info["metrics"]})  # no scene
+    visible = [t for t in truth.detections if in_view(t, scenario)]
+    assert visible, "the frame should show cars"
+    for t in visible:
+        assert min(math.hypot(t.x - d.x, t.y - d.y) for d in found.detections) < 1.0
+    for d in found.detections:
+        assert min(math.hypot(t.x - d.x, t.y - d.y) for t in truth.detections) < 1.5
+    assert found.ego_speed == info["metrics"]["speed"]
+    ego_truth = truth.lanes[truth.ego_lane].centerline
+    ego_found = found.lanes[found.ego_lane].centerline
+    assert found.lanes[found.ego_lane].index == truth.ego_lane
+    assert np.interp(0.0, ego_found[:, 0], ego_found[:, 1]) == pytest.approx(
+        np.interp(0.0, ego_truth[:, 0], ego_truth[:, 1]), abs=0.4
+    )
+
+
+def test_vision_refuses_curved_roads():
+    with pytest.raises(UserError, match="straight-road"):
+        make_vision_agent(get_scenario("racetrack"))
+    with pytest.raises(UserError, match="no argument"):
+        make_oracle_agent(get_scenario("highway"), "x")
+
+
+# -- whole agent --------------------------------------------------------------------------------
+@pytest.mark.parametrize("make", [make_oracle_agent, make_vision_agent])
+def test_the_agent_drives_tiny_highway_episodes_without_crashing(make):
+    scenario = get_scenario("highway").with_overrides({"vehicles_count": 12, "duration": 8})
+    agent = make(scenario)
+    assert agent.privileged is (make is make_oracle_agent)
+    episodes = rollout(agent, scenario, [1_000_000, 1_000_001], record_explanations=True)
+    for ep in episodes:
+        assert ep.truncated and not ep.terminated and ep.metrics["crashed"].max() == 0
+        assert ep.metrics["speed"].mean() > 18.0
+        assert np.abs(ep.metrics["lane_offset"]).max() < 2.0
+        last = ep.explanations[-1]
+        assert set(last) >= EXPLAIN_KEYS
+        assert last["reference_path"].ndim == 2 and last["reference_path"].shape[1] == 2
+        assert {
+            "cross_track_error",
+            "heading_error",
+            "lookahead",
+            "steer",
+            "accel",
+            "speed_error",
+        } <= set(last["controller"])
+    assert max(ep.latency_ms.mean() for ep in episodes) < 50.0
+
+
+@pytest.mark.parametrize("name", ["highway-dense", "merge", "racetrack"])
+def test_the_oracle_runs_the_other_scenarios(name):
+    scenario = get_scenario(name).with_overrides({"duration": 3})
+    agent = make_oracle_agent(scenario)
+    (ep,) = rollout(agent, scenario, [1_000_000])
+    assert ep.actions.shape == (ep.steps, scenario.action.size)
+    assert ep.metrics["crashed"].max() == 0
+
+
+# -- command line -----------------------------------------------------------------------------
+def test_driving_perception_prints_precision_and_recall(driving_cli):
+    result = driving_cli(
+        [
+            "perception",
+            "--episodes",
+            "1",
+            "--overrides",
+            '{"vehicles_count": 20, "duration": 3}',
+            "--quiet",
+        ]
+    )
+    assert result.returncode == 0, result.stderr
+    assert "precision" in result.stdout and "recall" in result.stdout
+    ahead = next(line for line in result.stdout.splitlines() if line.startswith("ahead"))
+    assert float(ahead.split()[8]) >= 0.9  # the recall of cars ahead
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["perception", "--episodes", "0"], "positive integer"),
+        (["perception", "--scenario", "racetrack", "--episodes", "1"], "straight-road"),
+        (
+            ["evaluate", "--agent", "modular-vision:x", "--episodes", "1", "--out", "o"],
+            "no argument",
+        ),
+    ],
+)
+def test_bad_arguments_give_one_line_errors(driving_cli, tmp_path, args, needle):
+    assert_one_line_error(driving_cli(args, cwd=tmp_path), needle)
