@@ -34,7 +34,7 @@ from agents.base import Agent
 from agents.registry import make_agent
 from driving.argparse_util import ArgumentParser, json_object, load_overrides, positive_int
 from driving.dataset import MANIFEST, DatasetWriter, check_new_root
-from driving.rollout import ActionMixer, Episode, iter_episodes
+from driving.rollout import ActionMixer, Episode, WorkerFailure, iter_episodes
 from envs.errors import UserError
 from envs.scenarios import SCENARIOS, Scenario, SeedRange, get_scenario
 from envs.spec import ActionSpec
@@ -345,6 +345,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             provenance={"agent": settings["agent"], "expert": settings["expert"]},
             progress=False if args.quiet else f"collect {settings['agent']}",
         )
+    except WorkerFailure as exc:
+        counts = writer.manifest["counts"]
+        print(
+            f"driving collect: error: {exc}; the dataset keeps {counts['episodes']} finished "
+            f"episodes; add --resume to collect the rest",
+            file=sys.stderr,
+        )
+        return 1
     finally:
         for a in (agent, expert):
             if a is not None:

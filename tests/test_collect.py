@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from driving.collect import main as collect_main
 from driving.dataset import FIELDS, DemoDataset
 from tests.conftest import REPO, TINY, assert_one_line_error, run_driving
 
@@ -167,3 +170,32 @@ def test_bench_collect_prints_both_worker_counts_and_the_extrapolation(tmp_path:
     figures = json.loads(out.read_text())
     assert [r["workers"] for r in figures["workers"]] == [1, 2]
     assert figures["dataset"]["frames"] == 45 and figures["dataset"]["bytes"] > 45 * 40960
+
+
+def test_a_killed_worker_keeps_finished_episodes_and_resume_completes(
+    reference: DemoDataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real SIGKILL to one environment worker: one-line error, exit 1, nothing lost."""
+    out = tmp_path / "d"
+    killed: list[int] = []
+
+    def kill_a_worker_after_the_first_shard() -> None:
+        deadline = time.monotonic() + 60
+        while not listed_shards(out) and time.monotonic() < deadline:
+            time.sleep(0.002)
+        children = multiprocessing.active_children()
+        if children:
+            os.kill(children[0].pid, signal.SIGKILL)
+            killed.append(children[0].pid)
+
+    killer = threading.Thread(target=kill_a_worker_after_the_first_shard)
+    killer.start()
+    status = collect_main(collect_args(out, "--workers", "2", "--shard-episodes", "1")[1:])
+    killer.join()
+    assert killed and status == 1
+    err = capsys.readouterr().err
+    assert "environment worker failed on seed" in err and "--resume" in err
+    partial = DemoDataset(out)
+    assert 0 < len(partial.episodes()) < EPISODES
+    assert collect_main([*collect_args(out)[1:], "--resume"]) == 0
+    assert_same_arrays(reference, DemoDataset(out))
