@@ -37,9 +37,15 @@ def verify(root: Path) -> int:
         return 1
     manifest = read_manifest(root)
     counts = manifest["counts"]
+    requested = len(manifest["seeds"]["requested"])
+    incomplete = (
+        f"; INCOMPLETE: {requested - counts['episodes']} of {requested} episodes missing"
+        if counts["episodes"] < requested
+        else ""
+    )
     print(
         f"{root}: OK ({len(manifest['shards'])} shards, {counts['episodes']} episodes, "
-        f"{counts['frames']} frames; checksums match)"
+        f"{counts['frames']} frames; checksums match{incomplete})"
     )
     return 0
 
