@@ -1,0 +1,246 @@
+"""DAgger inside Lightning: collect with the policy being trained, label with the expert, train on.
+
+Behaviour cloning drifts: the network visits states the expert never showed it. DAgger (Ross,
+Gordon and Bagnell, 2011, "A Reduction of Imitation Learning and Structured Prediction to
+No-Regret Online Learning") fixes that by rolling out the current policy, having the expert label
+every visited frame, aggregating the frames into the dataset and training on the union.
+
+:class:`DAgger` is a Lightning callback that runs one such *round* every ``every_n_epochs``
+training epochs, from ``driving fit --config experiments/dagger_highway.yaml``:
+
+1. the current network drives ``episodes_per_round`` new TRAINING seeds in ``workers``
+   vectorised environments (batched inference on the training device); at every step the
+   executed action is the expert's with probability ``beta`` and the policy's otherwise
+   (:class:`BetaMixture`, ``beta = beta0 * beta_decay ** (round - 1)``);
+2. modular-oracle labels every visited frame (``Episode.expert_actions``);
+3. the episodes are appended to the dataset folder as one shard whose episode records carry
+   their provenance (``dagger_round``, ``beta``, ``rank`` of the process that drove them,
+   ``policy``: the checkpoint of the network that
+   drove, saved just before the round in the run's log folder);
+4. the data module re-reads the folder at the next epoch
+   (``trainer.reload_dataloaders_every_n_epochs: 1``).
+
+Under DDP every process drives a disjoint slice of the round's seeds (``seeds[rank::world]``);
+rank 0 gathers the episodes, writes the shard, and all processes wait for it before training on
+the union (Lightning's distributed sampler splits it again). Nothing here depends on the number
+of processes or nodes.
+
+The label budget is the number of expert-labelled frames in the dataset (BC's frames plus every
+round's); it is logged as ``dagger/expert_labels`` and written into every checkpoint, so BC and
+DAgger are compared at equal budgets. The round counter is callback state, saved in checkpoints:
+``driving fit --ckpt_path`` continues with the next round and the same dataset (seeds a killed
+round already wrote are not collected twice).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch.distributed as dist
+
+from agents.cnn_agent import CnnAgent
+from agents.registry import make_agent
+from driving.dataset import DatasetWriter
+from driving.rollout import Episode, iter_episodes
+from envs.errors import UserError
+
+_BETA_SALT = 0xBE7A
+"""Mixed into the expert/policy coin's seed so it is unrelated to the simulator's stream."""
+
+
+@dataclass(frozen=True)
+class BetaMixture:
+    """DAgger's mixture policy as an :data:`~driving.rollout.ActionMixer`.
+
+    At each step the expert's action is executed with probability ``beta``, the policy's
+    otherwise; the coin is drawn from ``(round, seed, step)`` only, so an episode is the same
+    whatever the number of workers or processes.
+
+    Args:
+        beta: probability of executing the expert's action, in [0, 1].
+        round: the DAgger round (salts the coin).
+    """
+
+    beta: float
+    round: int
+
+    def __call__(
+        self, seed: int, step: int, agent_action: np.ndarray, expert_action: np.ndarray | None
+    ) -> np.ndarray:
+        if expert_action is None:
+            raise ValueError("DAgger's mixture needs the expert's action at every step")
+        coin = np.random.default_rng([_BETA_SALT, self.round, seed, step]).random()
+        return expert_action if coin < self.beta else agent_action
+
+
+class DAgger(pl.Callback):
+    """Aggregate expert-labelled on-policy data into the training set, round after round.
+
+    Args:
+        rounds: number of rounds (collections) in the run.
+        every_n_epochs: training epochs between rounds (the first round follows the first
+            ``every_n_epochs`` epochs of behaviour cloning on the initial data).
+        episodes_per_round: episodes driven per round, over all processes.
+        workers: vectorised environments per process (subprocesses above 1).
+        beta0: expert-execution probability of round 1.
+        beta_decay: factor applied to beta at each later round.
+        expert: agent spec of the labelling expert.
+        first_seed: where the DAgger seeds start in the scenario's training range (round ``r``
+            uses the ``episodes_per_round`` seeds after those of round ``r - 1``); keep it
+            clear of the seeds of the initial dataset.
+        overrides: scenario overrides for the rollouts (e.g. a shorter ``duration``); they must
+            keep the dataset's observation and action specs.
+        max_expert_labels: stop collecting once the dataset holds this many labelled frames
+            (None: no budget besides ``rounds``).
+    """
+
+    def __init__(
+        self,
+        rounds: int = 4,
+        every_n_epochs: int = 2,
+        episodes_per_round: int = 8,
+        workers: int = 1,
+        beta0: float = 0.5,
+        beta_decay: float = 0.5,
+        expert: str = "modular-oracle",
+        first_seed: int = 50_000,
+        overrides: dict[str, Any] | None = None,
+        max_expert_labels: int | None = None,
+    ) -> None:
+        if min(rounds, every_n_epochs, episodes_per_round, workers) < 1:
+            raise UserError("rounds, every_n_epochs, episodes_per_round and workers must be >= 1")
+        if not (0.0 <= beta0 <= 1.0 and 0.0 <= beta_decay <= 1.0):
+            raise UserError(f"beta0 and beta_decay must lie in [0, 1], got {beta0}, {beta_decay}")
+        self.rounds = rounds
+        self.every_n_epochs = every_n_epochs
+        self.episodes_per_round = episodes_per_round
+        self.workers = workers
+        self.beta0 = beta0
+        self.beta_decay = beta_decay
+        self.expert = expert
+        self.first_seed = first_seed
+        self.overrides = dict(overrides or {})
+        self.max_expert_labels = max_expert_labels
+        self.rounds_done = 0
+
+    # -- schedule ------------------------------------------------------------------------------
+    def beta(self, round_: int) -> float:
+        """The expert-execution probability of round ``round_`` (1-based)."""
+        return self.beta0 * self.beta_decay ** (round_ - 1)
+
+    def round_seeds(self, scenario_train: Any, round_: int) -> list[int]:
+        """The training seeds of round ``round_`` (all processes together)."""
+        start = self.first_seed + (round_ - 1) * self.episodes_per_round
+        seeds = list(range(start, start + self.episodes_per_round))
+        if not (scenario_train.start <= seeds[0] and seeds[-1] < scenario_train.stop):
+            raise UserError(
+                f"DAgger round {round_} seeds {seeds[0]}..{seeds[-1]} leave the training seeds "
+                f"({scenario_train})"
+            )
+        return seeds
+
+    # -- Lightning hooks -----------------------------------------------------------------------
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        reload_every = trainer.reload_dataloaders_every_n_epochs
+        if reload_every < 1 or self.every_n_epochs % reload_every:
+            raise UserError(
+                "DAgger needs trainer.reload_dataloaders_every_n_epochs: 1 to train on the "
+                f"frames it adds (got {reload_every})"
+            )
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if (trainer.current_epoch + 1) % self.every_n_epochs or self.rounds_done >= self.rounds:
+            return
+        datamodule = trainer.datamodule
+        if (
+            self.max_expert_labels is not None
+            and datamodule.expert_labels >= self.max_expert_labels
+        ):
+            return
+        self.run_round(trainer, pl_module, self.rounds_done + 1)
+
+    def run_round(self, trainer: pl.Trainer, pl_module: pl.LightningModule, round_: int) -> None:
+        """Collect, label and append one round; every process must call it."""
+        datamodule = trainer.datamodule
+        scenario = datamodule.scenario.with_overrides(self.overrides)
+        root = Path(datamodule.root)
+        log_dir = Path(trainer.log_dir or trainer.default_root_dir)
+        policy_path = log_dir / f"dagger-round{round_:02d}.ckpt"
+        trainer.save_checkpoint(policy_path)  # collective under DDP; rank 0 writes
+        seeds = self.round_seeds(scenario.train_seeds, round_)
+        done = set(DatasetWriter.open(root).done_seeds()) if trainer.is_global_zero else set()
+        done = _broadcast(done)
+        mine = [s for s in seeds[trainer.global_rank :: trainer.world_size] if s not in done]
+        beta = self.beta(round_)
+        policy = CnnAgent(scenario, pl_module.network, pl_module.policy_record())
+        progress = f"DAgger round {round_} (beta {beta:.2f})" if trainer.is_global_zero else False
+        episodes = list(
+            iter_episodes(
+                policy,
+                scenario,
+                mine,
+                workers=self.workers,
+                expert=make_agent(self.expert, scenario),
+                mixer=BetaMixture(beta, round_),
+                record_frames=True,
+                progress=progress,
+            )
+        )
+        parts = _gather(episodes)
+        if trainer.is_global_zero:
+            writer = DatasetWriter.open(root)
+            for rank, part in enumerate(parts):  # one shard per process: provenance says who
+                new = [e for e in part if e.seed not in writer.done_seeds()]
+                writer.request_seeds(
+                    [e.seed for e in new if e.seed not in writer.requested_seeds()]
+                )
+                if new:
+                    provenance = {"dagger_round": round_, "beta": beta, "rank": rank}
+                    writer.add(new, {**provenance, "policy": str(policy_path)})
+        trainer.strategy.barrier("dagger-round")
+        self.rounds_done = round_
+        datamodule.reload()
+        frames = sum(e.steps for part in parts for e in part)
+        pl_module.log_dict(
+            {
+                "dagger/round": float(round_),
+                "dagger/beta": beta,
+                "dagger/frames_added": float(frames),
+                "dagger/expert_labels": float(datamodule.expert_labels),
+            },
+            sync_dist=True,  # the same on every process
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rounds_done": self.rounds_done}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.rounds_done = int(state_dict["rounds_done"])
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def _broadcast(value: set[int]) -> set[int]:
+    """Rank 0's ``value`` on every process."""
+    if not _distributed():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _gather(episodes: list[Episode]) -> list[list[Episode]]:
+    """Every process's episodes on rank 0, one list per rank (other ranks get ``[]``)."""
+    if not _distributed():
+        return [episodes]
+    parts: list[list[Episode]] | None = None
+    if dist.get_rank() == 0:
+        parts = [[] for _ in range(dist.get_world_size())]
+    dist.gather_object(episodes, parts, dst=0)
+    return parts or []

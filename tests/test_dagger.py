@@ -1,0 +1,145 @@
+"""DAgger in Lightning: rounds add expert-labelled on-policy frames with their provenance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from driving.dagger import BetaMixture
+from tests.conftest import TINY
+
+ROUND_SEEDS_FROM = 50_000
+
+
+def _dataset(driving_cli, root: Path) -> None:
+    result = driving_cli(
+        [
+            "collect",
+            "--agent",
+            "modular-oracle",
+            "--episodes",
+            "2",
+            "--quiet",
+            "--overrides",
+            json.dumps(TINY),
+            "--out",
+            str(root),
+        ]
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def _config(tmp_path: Path, data: Path, *, rounds: int, epochs: int, per_round: int) -> Path:
+    run = tmp_path / "run"
+    config = {
+        "seed_everything": 0,
+        "trainer": {
+            "max_epochs": epochs,
+            "limit_train_batches": 2,
+            "default_root_dir": str(run),
+            "enable_progress_bar": False,
+            "reload_dataloaders_every_n_epochs": 1,
+            "logger": False,
+            "callbacks": [
+                {
+                    "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                    "init_args": {"dirpath": str(run / "checkpoints"), "save_last": True},
+                },
+                {
+                    "class_path": "driving.dagger.DAgger",
+                    "init_args": {
+                        "rounds": rounds,
+                        "every_n_epochs": 1,
+                        "episodes_per_round": per_round,
+                        "first_seed": ROUND_SEEDS_FROM,
+                        "overrides": TINY,
+                    },
+                },
+            ],
+        },
+        "model": {"network": {"width": 0.25}, "schedule": "constant"},
+        "data": {"root": str(data), "batch_size": 8},
+    }
+    path = tmp_path / "dagger.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _records(data: Path) -> list[dict]:
+    return json.loads((data / "manifest.json").read_text())["episodes"]
+
+
+def test_beta_mixture_executes_expert_with_probability_beta():
+    agent, expert = np.array([-1.0, -1.0]), np.array([1.0, 1.0])
+    assert np.array_equal(BetaMixture(0.0, 1)(3, 0, agent, expert), agent)
+    assert np.array_equal(BetaMixture(1.0, 1)(3, 0, agent, expert), expert)
+    picks = [BetaMixture(0.3, 2)(7, t, agent, expert)[0] > 0 for t in range(2000)]
+    assert 0.25 < np.mean(picks) < 0.35
+    again = [BetaMixture(0.3, 2)(7, t, agent, expert)[0] > 0 for t in range(2000)]
+    assert picks == again  # drawn from (round, seed, step) only
+
+
+def test_two_rounds_add_frames_with_provenance(driving_cli, tmp_path):
+    data = tmp_path / "data"
+    _dataset(driving_cli, data)
+    config = _config(tmp_path, data, rounds=2, epochs=2, per_round=2)
+    result = driving_cli(["fit", "--config", str(config)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = _records(data)
+    assert [r["seed"] for r in records[:2]] == [0, 1] and "dagger_round" not in records[0]
+    added = records[2:]
+    assert [(r["seed"], r["dagger_round"], r["beta"]) for r in added] == [
+        (50_000, 1, 0.5),
+        (50_001, 1, 0.5),
+        (50_002, 2, 0.25),
+        (50_003, 2, 0.25),
+    ]
+    for r in added:
+        assert Path(r["policy"]).is_file(), r["policy"]
+    assert driving_cli(["data", "verify", str(data)]).returncode == 0
+
+
+def test_resumed_run_continues_its_round_count_and_dataset(driving_cli, tmp_path):
+    data = tmp_path / "data"
+    _dataset(driving_cli, data)
+    first = _config(tmp_path, data, rounds=2, epochs=1, per_round=2)
+    assert driving_cli(["fit", "--config", str(first)]).returncode == 0
+    assert [r.get("dagger_round") for r in _records(data)] == [None, None, 1, 1]
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    result = driving_cli(
+        ["fit", "--config", str(first), "--trainer.max_epochs", "2", "--ckpt_path", str(last)]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [r.get("dagger_round") for r in _records(data)] == [None, None, 1, 1, 2, 2]
+    assert [r["seed"] for r in _records(data)][2:] == [50_000, 50_001, 50_002, 50_003]
+
+
+@pytest.mark.slow
+def test_ddp_processes_collect_disjoint_seeds(driving_cli, tmp_path):
+    data = tmp_path / "data"
+    _dataset(driving_cli, data)
+    config = _config(tmp_path, data, rounds=1, epochs=1, per_round=4)
+    result = driving_cli(
+        [
+            "fit",
+            "--config",
+            str(config),
+            "--trainer.strategy",
+            "ddp",
+            "--trainer.devices",
+            "2",
+            "--trainer.accelerator",
+            "cpu",
+        ]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    by_rank: dict[int, set[int]] = {}
+    for r in _records(data)[2:]:
+        by_rank.setdefault(r["rank"], set()).add(r["seed"])
+    assert sorted(by_rank) == [0, 1]
+    assert not by_rank[0] & by_rank[1]
+    assert by_rank[0] | by_rank[1] == set(range(50_000, 50_004))
