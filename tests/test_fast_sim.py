@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 import pytest
+from highway_env.envs.common.graphics import EnvViewer
 from highway_env.road.road import Road, RoadNetwork
 from highway_env.vehicle.behavior import IDMVehicle
 from highway_env.vehicle.kinematics import Vehicle
@@ -25,6 +26,7 @@ from driving.bench_sim import main as bench_sim_main
 from envs.driving_env import FAST_SIM_DEFAULT
 from envs.fast import is_supported
 from envs.fast.collisions import collision_candidates
+from envs.fast.drawing import FastLaneViewer
 from envs.fast.road import FastRoad
 
 BUSY = {"vehicles_count": 25, "vehicles_density": 1.5, "duration": 10}
@@ -184,6 +186,25 @@ def test_skipped_collision_pairs_are_those_stock_finds_clear() -> None:
                 else:
                     assert not (intersecting or will_intersect), (i, j)
     assert touching > 100 and kept < 1500
+
+
+@pytest.mark.parametrize("scenario", ["highway", "highway-dense"])
+def test_fast_lane_drawing_is_pixel_identical(scenario: str) -> None:
+    """The observation viewer's frames, with the ego moved along the whole road (stripes clipped at
+    both lane ends, negative pixel coordinates), equal the stock viewer's exactly."""
+    env = envs.make(scenario, overrides={"vehicles_count": 5, "duration": 1}, fast=True)
+    env.reset(seed=0)
+    viewer = env.sim.observation_type.viewer
+    assert isinstance(viewer, FastLaneViewer)
+    stock = EnvViewer(env.sim, config=viewer.config)
+    for x in (-40.0, -3.3, 0.0, 2.2, 151.7, 4321.09, 9990.0, 10003.5, 10100.0):
+        for y in (-2.0, 5.9, 13.1):
+            env.sim.vehicle.position[:] = (x, y)
+            for v in (viewer, stock):
+                v.observer_vehicle = env.sim.vehicle
+                v.display()
+            np.testing.assert_array_equal(viewer.get_image(), stock.get_image(), err_msg=str(x))
+    env.close()
 
 
 def test_uncovered_scenarios_fall_back_to_stock() -> None:

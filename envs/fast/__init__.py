@@ -2,9 +2,10 @@
 
 :func:`fast_env_class` derives from a highway-env env class a subclass whose road is a
 :class:`~envs.fast.road.FastRoad` (vectorised neighbour search, IDM/MOBIL traffic, kinematics and
-collision broad phase). Vehicles, random draws, rewards, observations and ``info`` are
-highway-env's own; only the loops over vehicles change. Sameness with the stock simulation is
-tested in ``tests/test_fast_sim.py``.
+collision broad phase) and whose observation draws the lane markings with vectorised geometry
+(:mod:`envs.fast.drawing`, same pixels). Vehicles, random draws, rewards, observations and
+``info`` are highway-env's own; only the loops over vehicles and lane stripes change. Sameness
+with the stock simulation is tested in ``tests/test_fast_sim.py``.
 
 :func:`is_supported` names the highway-env ids whose roads the fast path covers; others run
 stock (``envs.driving_env.highway_env_class`` checks it).
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import functools
 
+from envs.fast.drawing import use_fast_lane_viewer
 from envs.fast.road import FastRoad
 
 SUPPORTED_ENV_IDS = frozenset({"highway-v0"})
@@ -33,4 +35,13 @@ def fast_env_class(base: type) -> type:
         base._reset(self)
         self.road = FastRoad.adopt(self.road)
 
-    return type(f"Fast{base.__name__}", (base,), {"_reset": _reset, "__doc__": base.__doc__})
+    def reset(self, **kwargs):
+        result = base.reset(self, **kwargs)
+        use_fast_lane_viewer(self.observation_type)  # rebuilt by every reset
+        return result
+
+    return type(
+        f"Fast{base.__name__}",
+        (base,),
+        {"_reset": _reset, "reset": reset, "__doc__": base.__doc__},
+    )

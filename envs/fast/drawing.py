@@ -1,0 +1,105 @@
+"""The observation viewer with the lane markings' geometry computed at once.
+
+highway-env's ``RoadGraphics.display`` spends most of an observation frame computing, stripe by
+stripe, the world and pixel coordinates of the lane markings (``lane.position``, ``vec2pix``).
+:class:`FastLaneViewer` computes the same coordinates for all stripes of a lane side with the
+same arithmetic, element-wise, and then issues exactly the stock sequence of pygame calls with
+exactly the same integer arguments, so the frames are pixel-identical. It applies to offscreen
+viewers (the observation's) of roads whose lanes are all straight along +x; any other case, or
+any display option (trajectories, agent display, saved images), draws with the stock viewer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pygame
+from highway_env.envs.common.graphics import EnvViewer, ObservationGraphics
+from highway_env.road.graphics import LaneGraphics, RoadGraphics, WorldSurface
+from highway_env.road.lane import LineType
+
+from envs.fast.lanes import AxisLane, AxisLaneTable
+
+
+def _draw_stripes(
+    lane: AxisLane, surface: WorldSurface, starts: np.ndarray, ends: np.ndarray, lat: float
+) -> None:
+    """``LaneGraphics.draw_stripes`` for stripes at lateral offset ``lat`` [m]."""
+    spec = lane.lane
+    starts = np.clip(starts, 0, spec.length)
+    ends = np.clip(ends, 0, spec.length)
+    drawn = np.abs(starts - ends) > 0.5 * LaneGraphics.STRIPE_LENGTH
+    (dx, dy), (lx, ly) = spec.direction, spec.direction_lateral
+    ox, oy = surface.origin[0], surface.origin[1]
+    scaling = surface.scaling
+
+    def pixels(s: np.ndarray) -> tuple[list[int], list[int]]:
+        x = (spec.start[0] + s * dx) + lat * lx
+        y = (spec.start[1] + s * dy) + lat * ly
+        return ((x - ox) * scaling).astype(int).tolist(), ((y - oy) * scaling).astype(int).tolist()
+
+    x0, y0 = pixels(starts[drawn])
+    x1, y1 = pixels(ends[drawn])
+    width = max(surface.pix(LaneGraphics.STRIPE_WIDTH), 1)
+    for a, b, c, d in zip(x0, y0, x1, y1, strict=True):
+        pygame.draw.line(surface, surface.WHITE, (a, b), (c, d), width)
+
+
+def draw_lanes(table: AxisLaneTable, surface: WorldSurface) -> None:
+    """``RoadGraphics.display``: the grey ground and every lane's markings."""
+    surface.fill(surface.GREY)
+    spacing = LaneGraphics.STRIPE_SPACING
+    stripes_count = int(
+        2 * (surface.get_height() + surface.get_width()) / (spacing * surface.scaling)
+    )
+    offsets = np.arange(stripes_count) * spacing
+    for lane in table.lanes:
+        s_origin, _ = lane.lane.local_coordinates(surface.origin)
+        s0 = (int(s_origin) // spacing - stripes_count // 2) * spacing
+        for side in range(2):
+            kind = lane.lane.line_types[side]
+            lat = (side - 0.5) * lane.lane.width_at(s0)
+            starts = s0 + offsets
+            if kind == LineType.STRIPED:
+                _draw_stripes(lane, surface, starts, starts + LaneGraphics.STRIPE_LENGTH, lat)
+            elif kind == LineType.CONTINUOUS:
+                _draw_stripes(lane, surface, starts, starts + spacing, lat)
+            elif kind == LineType.CONTINUOUS_LINE:
+                _draw_stripes(
+                    lane,
+                    surface,
+                    np.array([s0 + 0 * spacing]),
+                    np.array([s0 + stripes_count * spacing + LaneGraphics.STRIPE_LENGTH]),
+                    lat,
+                )
+
+
+class FastLaneViewer(EnvViewer):
+    """An :class:`EnvViewer` whose offscreen frames draw the lanes with :func:`draw_lanes`."""
+
+    def display(self) -> None:
+        table = getattr(self.env.road, "table", None)
+        if (
+            table is None or not self.enabled or not self.offscreen or self.vehicle_trajectory
+            or EnvViewer.agent_display or self.SAVE_IMAGES
+        ):
+            super().display()
+            return
+        surface = self.sim_surface
+        surface.move_display_window_to(self.window_position())
+        draw_lanes(table, surface)
+        RoadGraphics.display_road_objects(self.env.road, surface, offscreen=True)
+        RoadGraphics.display_traffic(
+            self.env.road,
+            surface,
+            simulation_frequency=self.env.config["simulation_frequency"],
+            offscreen=True,
+        )
+        ObservationGraphics.display(self.env.observation_type, surface)
+
+
+def use_fast_lane_viewer(observation_type: object) -> None:
+    """Switch the observation's viewer, if it is a stock :class:`EnvViewer`, to
+    :class:`FastLaneViewer` (same state, same surface)."""
+    viewer = getattr(observation_type, "viewer", None)
+    if type(viewer) is EnvViewer:
+        viewer.__class__ = FastLaneViewer
