@@ -189,19 +189,25 @@ def test_skipped_collision_pairs_are_those_stock_finds_clear() -> None:
 
 
 @pytest.mark.parametrize("scenario", ["highway", "highway-dense"])
-def test_fast_lane_drawing_is_pixel_identical(scenario: str) -> None:
-    """The observation viewer's frames, with the ego moved along the whole road (stripes clipped at
-    both lane ends, negative pixel coordinates), equal the stock viewer's exactly."""
-    env = envs.make(scenario, overrides={"vehicles_count": 5, "duration": 1}, fast=True)
+def test_fast_observation_drawing_is_pixel_identical(scenario: str) -> None:
+    """The observation viewer's frames equal the stock viewer's exactly, with the ego moved along
+    the whole road (stripes clipped at both lane ends, negative pixel coordinates) and the other
+    cars scattered around the frame's edges and the 50 px visibility margin."""
+    env = envs.make(scenario, overrides={"vehicles_count": 6, "duration": 1}, fast=True)
     env.reset(seed=0)
     viewer = env.sim.observation_type.viewer
     assert isinstance(viewer, FastLaneViewer)
     stock = EnvViewer(env.sim, config=viewer.config)
+    rng = np.random.default_rng(0)
+    ego, others = env.sim.vehicle, [v for v in env.sim.road.vehicles if v is not env.sim.vehicle]
     for x in (-40.0, -3.3, 0.0, 2.2, 151.7, 4321.09, 9990.0, 10003.5, 10100.0):
         for y in (-2.0, 5.9, 13.1):
-            env.sim.vehicle.position[:] = (x, y)
+            ego.position[:] = (x, y)
+            for other in others:
+                other.position[:] = (x + rng.choice([-1, 1]) * rng.uniform(20, 50),
+                                     y + rng.uniform(-30, 30))
             for v in (viewer, stock):
-                v.observer_vehicle = env.sim.vehicle
+                v.observer_vehicle = ego
                 v.display()
             np.testing.assert_array_equal(viewer.get_image(), stock.get_image(), err_msg=str(x))
     env.close()

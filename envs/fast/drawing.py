@@ -4,9 +4,11 @@ highway-env's ``RoadGraphics.display`` spends most of an observation frame compu
 stripe, the world and pixel coordinates of the lane markings (``lane.position``, ``vec2pix``).
 :class:`FastLaneViewer` computes the same coordinates for all stripes of a lane side with the
 same arithmetic, element-wise, and then issues exactly the stock sequence of pygame calls with
-exactly the same integer arguments, so the frames are pixel-identical. It applies to offscreen
-viewers (the observation's) of roads whose lanes are all straight along +x; any other case, or
-any display option (trajectories, agent display, saved images), draws with the stock viewer.
+exactly the same integer arguments, so the frames are pixel-identical; it also leaves out of the
+per-vehicle drawing calls the vehicles far outside the frame, which the stock calls skip anyway.
+It applies to offscreen viewers (the observation's) of roads whose lanes are all straight along
++x; any other case, or any display option (trajectories, agent display, saved images, history),
+draws with the stock viewer.
 """
 
 from __future__ import annotations
@@ -16,8 +18,12 @@ import pygame
 from highway_env.envs.common.graphics import EnvViewer, ObservationGraphics
 from highway_env.road.graphics import LaneGraphics, RoadGraphics, WorldSurface
 from highway_env.road.lane import LineType
+from highway_env.vehicle.graphics import VehicleGraphics
 
 from envs.fast.lanes import AxisLane, AxisLaneTable
+
+NEAR_FRAME_PX = 60
+"""Margin [px] around the frame within which vehicles are handed to ``VehicleGraphics``."""
 
 
 def _draw_stripes(
@@ -73,14 +79,28 @@ def draw_lanes(table: AxisLaneTable, surface: WorldSurface) -> None:
                 )
 
 
+def _near_frame(vehicles: list, surface: WorldSurface) -> list:
+    """The vehicles whose centre is within ``NEAR_FRAME_PX`` of the frame: a superset of those
+    ``VehicleGraphics.display`` draws (it skips centres more than 50 px outside)."""
+    if not vehicles:
+        return []
+    xy = (np.array([v.position for v in vehicles], dtype=float) - surface.origin) * surface.scaling
+    near = (
+        (np.abs(xy[:, 0] - surface.get_width() / 2) < surface.get_width() / 2 + NEAR_FRAME_PX)
+        & (np.abs(xy[:, 1] - surface.get_height() / 2) < surface.get_height() / 2 + NEAR_FRAME_PX)
+    )
+    return [v for v, keep in zip(vehicles, near.tolist(), strict=True) if keep]
+
+
 class FastLaneViewer(EnvViewer):
-    """An :class:`EnvViewer` whose offscreen frames draw the lanes with :func:`draw_lanes`."""
+    """An :class:`EnvViewer` whose offscreen frames draw the lanes with :func:`draw_lanes` and
+    hand ``VehicleGraphics`` only the vehicles near the frame (in road order, as the stock)."""
 
     def display(self) -> None:
         table = getattr(self.env.road, "table", None)
         if (
             table is None or not self.enabled or not self.offscreen or self.vehicle_trajectory
-            or EnvViewer.agent_display or self.SAVE_IMAGES
+            or EnvViewer.agent_display or self.SAVE_IMAGES or self.env.road.record_history
         ):
             super().display()
             return
@@ -88,12 +108,8 @@ class FastLaneViewer(EnvViewer):
         surface.move_display_window_to(self.window_position())
         draw_lanes(table, surface)
         RoadGraphics.display_road_objects(self.env.road, surface, offscreen=True)
-        RoadGraphics.display_traffic(
-            self.env.road,
-            surface,
-            simulation_frequency=self.env.config["simulation_frequency"],
-            offscreen=True,
-        )
+        for vehicle in _near_frame(self.env.road.vehicles, surface):
+            VehicleGraphics.display(vehicle, surface, offscreen=True)
         ObservationGraphics.display(self.env.observation_type, surface)
 
 

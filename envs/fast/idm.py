@@ -10,6 +10,7 @@ All inputs are ``(n,)`` float64 arrays; the lanes are straight lanes along +x (s
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -19,6 +20,12 @@ from highway_env.vehicle.kinematics import Vehicle
 _IDM = IDMVehicle
 _QUARTER_PI = np.pi / 4
 _GAP_SPEED_DIVISOR = 2 * np.sqrt(-_IDM.COMFORT_ACC_MAX * _IDM.COMFORT_ACC_MIN)
+
+
+@functools.cache
+def _is_vehicle(kind: type) -> bool:
+    """``isinstance(obj, Vehicle)`` for ``obj`` of class ``kind`` (cached: ABC checks are slow)."""
+    return issubclass(kind, Vehicle)
 
 
 def not_zero(x: np.ndarray, eps: float = 1e-2) -> np.ndarray:
@@ -102,7 +109,7 @@ class AccelerationBatch:
     def add(self, decider: IDMVehicle, ego, front) -> int:
         """Queue one query; returns its position in :meth:`evaluate`'s list."""
         k = len(self._values)
-        if not ego or not isinstance(ego, Vehicle):
+        if not ego or not _is_vehicle(type(ego)):
             self._values.append(0)
             return k
         axis = self.lane_of.get(id(ego.lane))

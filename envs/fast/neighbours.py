@@ -14,6 +14,7 @@ bisection, with highway-env's exact semantics:
 
 from __future__ import annotations
 
+import functools
 from bisect import bisect_left
 
 import numpy as np
@@ -21,6 +22,12 @@ from highway_env.road.road import LaneIndex
 from highway_env.vehicle.objects import Landmark, RoadObject
 
 from envs.fast.lanes import AxisLane, AxisLaneTable
+
+
+@functools.cache
+def _is_landmark(kind: type) -> bool:
+    """``isinstance(obj, Landmark)`` for ``obj`` of class ``kind`` (cached: ABC checks are slow)."""
+    return issubclass(kind, Landmark)
 
 
 class NeighbourIndex:
@@ -33,7 +40,7 @@ class NeighbourIndex:
 
     def __init__(self, table: AxisLaneTable, candidates: list[RoadObject]) -> None:
         self.table = table
-        self.candidates = [c for c in candidates if not isinstance(c, Landmark)]
+        self.candidates = [c for c in candidates if not _is_landmark(type(c))]
         xy = np.array([c.position for c in self.candidates], dtype=float).reshape(-1, 2)
         self._x, self._y = xy[:, 0], xy[:, 1]
         self._sorted: dict[LaneIndex, tuple[list[float], list[RoadObject]]] = {}
