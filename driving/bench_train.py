@@ -1,0 +1,182 @@
+"""``driving bench train``: training samples/s through Lightning beside a bare PyTorch loop.
+
+Both loops train the same network (same initial weights) with AdamW on the same batches of the
+same dataset (the DataModule's training loader), on the same device; the first ``--warmup``
+steps of each are not timed. Then one full training epoch through Lightning is timed (no
+validation). Prints samples/s of both, their ratio (Lightning overhead), and the epoch time::
+
+    driving bench train --data runs/data/highway --steps 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+from collections.abc import Iterator, Sequence
+
+import lightning.pytorch as pl
+import torch
+
+from agents.networks import NetworkConfig, count_parameters
+from driving.argparse_util import ArgumentParser, positive_int
+from driving.bc_module import BehaviourCloning
+from driving.datamodule import DemoDataModule
+
+
+class _StepClock(pl.Callback):
+    """Times training steps ``warmup..end`` (synchronising CUDA so the times are real)."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup = warmup
+        self.start: float | None = None
+        self.end: float | None = None
+        self.samples = 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.warmup and self.start is None:
+            _sync(pl_module.device)
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.start is not None:
+            self.samples += len(batch[0])
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        _sync(pl_module.device)
+        self.end = time.perf_counter()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _batches(loader: torch.utils.data.DataLoader) -> Iterator:
+    while True:
+        yield from loader
+
+
+def bare_loop(
+    module: BehaviourCloning,
+    data: DemoDataModule,
+    steps: int,
+    warmup: int,
+    device: torch.device,
+    precision: str,
+) -> float:
+    """Samples/s of a plain PyTorch loop (AdamW, the module's weighted loss) after ``warmup``.
+
+    ``precision`` ``"bf16-mixed"`` / ``"16-mixed"`` runs the forward pass under autocast (with a
+    gradient scaler for float16), as Lightning does.
+    """
+    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)
+    net = module.to(device).train()
+    opt = torch.optim.AdamW(net.parameters(), lr=module.hparams.lr)
+    batches = _batches(data.train_dataloader())
+    samples, start = 0, 0.0
+    for i in range(warmup + steps):
+        if i == warmup:
+            _sync(device)
+            start = time.perf_counter()
+        frames, labels = next(batches)
+        frames = frames.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            per = net.component_losses(net(frames).float(), labels)
+            loss = (per * net.loss_weights).sum() / net.loss_weights.sum()
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        if i >= warmup:
+            samples += len(frames)
+    _sync(device)
+    return samples / (time.perf_counter() - start)
+
+
+def lightning_loop(
+    module: BehaviourCloning, data: DemoDataModule, steps: int, warmup: int, precision: str
+) -> float:
+    """Samples/s of ``Trainer.fit`` over the same data after ``warmup`` steps."""
+    clock = _StepClock(warmup)
+    trainer = pl.Trainer(
+        accelerator="auto",
+        devices=1,
+        precision=precision,
+        max_steps=warmup + steps,
+        max_epochs=-1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=[clock],
+    )
+    trainer.fit(module, datamodule=data)
+    return clock.samples / (clock.end - clock.start)
+
+
+def lightning_epoch(module: BehaviourCloning, data: DemoDataModule, precision: str) -> float:
+    """Seconds of one full training epoch through Lightning (no validation)."""
+    clock = _StepClock(0)
+    trainer = pl.Trainer(
+        accelerator="auto",
+        devices=1,
+        precision=precision,
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=[clock],
+    )
+    trainer.fit(module, datamodule=data)
+    return clock.end - clock.start
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="driving bench train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="dataset folder (driving collect --out)")
+    parser.add_argument("--kind", default="pilotnet", choices=["pilotnet", "resnet"])
+    parser.add_argument("--width", type=float, default=0.5, help="channel multiplier")
+    parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers")
+    parser.add_argument("--steps", type=positive_int, default=30, help="timed steps per loop")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    parser.add_argument("--precision", default="32-true", help="e.g. bf16-mixed on a GPU")
+    parser.add_argument("--no-epoch", action="store_true", help="skip the full-epoch timing")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print its figures."""
+    args: argparse.Namespace = build_parser().parse_args(argv)
+    pl.seed_everything(0, verbose=False)
+    data = DemoDataModule(args.data, batch_size=args.batch_size, num_workers=args.workers)
+    config = NetworkConfig(kind=args.kind, width=args.width)
+    module = BehaviourCloning(network=config, spec=data.policy_spec, schedule="constant")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    threads = torch.get_num_threads()
+    print(
+        f"bench train: {args.kind} width {args.width} ({count_parameters(module.network):,} "
+        f"parameters), batch {args.batch_size}, {len(data.train_rows)} training frames of "
+        f"{args.data}, device {device}, {threads} CPU threads, precision {args.precision}"
+    )
+    bare = bare_loop(copy.deepcopy(module), data, args.steps, args.warmup, device, args.precision)
+    print(f"  bare PyTorch loop  {bare:8.1f} samples/s")
+    lit = lightning_loop(copy.deepcopy(module), data, args.steps, args.warmup, args.precision)
+    print(f"  Lightning fit      {lit:8.1f} samples/s")
+    print(f"  ratio Lightning / bare = {lit / bare:.2f}")
+    if not args.no_epoch:
+        seconds = lightning_epoch(copy.deepcopy(module), data, args.precision)
+        per = len(data.train_rows) / seconds
+        print(
+            f"  one epoch ({len(data.train_rows)} frames) through Lightning: {seconds:.1f} s "
+            f"({per:.1f} samples/s)"
+        )
+    return 0
