@@ -22,7 +22,6 @@ from driving.bench_env import measure
 from envs.fast import is_supported
 from envs.scenarios import SCENARIOS, get_scenario
 
-DEFAULT_SCENARIOS = ("highway", "highway-dense")
 ROUNDS = 3
 """Alternating stock/fast rounds per scenario (each gets ``steps / ROUNDS`` decisions)."""
 
@@ -75,8 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0, help="first episode seed")
     parser.add_argument(
-        "--scenarios", nargs="+", choices=sorted(SCENARIOS), default=list(DEFAULT_SCENARIOS),
-        help="scenarios to compare (default: highway highway-dense)",
+        "--scenarios", nargs="+", choices=sorted(SCENARIOS), default=list(SCENARIOS),
+        help="scenarios to compare (default: all; uncovered ones are marked stock fallback)",
     )
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)

@@ -82,6 +82,12 @@ class FastRoad(Road):
             thing.road = fast
         return fast
 
+    def __getstate__(self) -> dict:
+        """Copies and pickles leave the neighbour index behind (rebuilt on first use)."""
+        state = dict(vars(self))
+        state["_index"] = state["_index_key"] = None
+        return state
+
     @property
     def vehicles(self) -> VersionedList:
         return self._vehicles
