@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from highway_env.envs.common.graphics import EnvViewer
 from highway_env.road.road import Road, RoadNetwork
-from highway_env.vehicle.behavior import IDMVehicle
+from highway_env.vehicle.behavior import IDMVehicle, LinearVehicle
 from highway_env.vehicle.kinematics import Vehicle
 from highway_env.vehicle.objects import Landmark, Obstacle
 
@@ -36,7 +36,7 @@ STATE_ATOL = 1e-9
 OBS_PIXELS_TOLERATED = 4
 
 
-def _cars(env) -> list[tuple]:
+def _cars(vehicles: list) -> list[tuple]:
     return [
         (
             np.array(v.position),
@@ -47,7 +47,7 @@ def _cars(env) -> list[tuple]:
             bool(v.crashed),
             getattr(v, "timer", None),
         )
-        for v in env.sim.road.vehicles
+        for v in vehicles
     ]
 
 
@@ -87,14 +87,15 @@ def _run(seed: int, fast: bool, policy: str, steps: int) -> list[dict]:
     env = envs.make("highway", overrides=BUSY, fast=fast)
     rng = np.random.default_rng(seed)
     obs, info = env.reset(seed=seed)
-    record = [{"obs": obs, "info": info, "cars": _cars(env)}]
+    record = [{"obs": obs, "info": info, "cars": _cars(env.sim.road.vehicles)}]
     for _ in range(steps):
         if policy == "idm":
             action = info["idm_action"]
         else:  # reckless: mostly full throttle, random steering
             action = np.array([rng.uniform(0.2, 1.0), rng.uniform(-0.3, 0.3)], np.float32)
         obs, reward, terminated, truncated, info = env.step(action)
-        record.append({"obs": obs, "info": info, "cars": _cars(env), "reward": reward,
+        cars = _cars(env.sim.road.vehicles)
+        record.append({"obs": obs, "info": info, "cars": cars, "reward": reward,
                        "done": (terminated, truncated)})
         if (terminated or truncated) and policy == "idm":
             break
@@ -136,6 +137,37 @@ def _hand_placed_road(fast: bool) -> Road:
     road.objects.append(Obstacle(road, [50, 8]))
     road.objects.append(Landmark(road, [80, 0]))
     return FastRoad.adopt(road) if fast else road
+
+
+def _two_segment_road(fast: bool) -> Road:
+    """Traffic about to cross from one road segment to the next (lane ends, ``follow_road``),
+    towards an obstacle, with a car of another IDM class and a plain ``Vehicle``."""
+    net = RoadNetwork.straight_road_network(3, length=100.0)
+    RoadNetwork.straight_road_network(3, start=100.0, length=100.0, nodes_str=("1", "2"), net=net)
+    road = Road(network=net, np_random=np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    for k in range(14):
+        kind = LinearVehicle if k == 5 else IDMVehicle
+        car = kind(road, [rng.uniform(40, 99), 4 * rng.integers(0, 3) + rng.uniform(-0.6, 0.6)],
+                   speed=rng.uniform(15, 30))
+        car.randomize_behavior()
+        road.vehicles.append(car)
+    road.vehicles.insert(3, Vehicle(road, [70, 4], speed=22))
+    road.objects.append(Obstacle(road, [150, 4]))
+    return FastRoad.adopt(road) if fast else road
+
+
+def test_fast_road_matches_stock_across_lane_ends_and_obstacles() -> None:
+    stock, fast = _two_segment_road(False), _two_segment_road(True)
+    dt = 1 / 15
+    for step in range(75):
+        for road in (stock, fast):
+            road.act()
+            road.step(dt)
+        _assert_cars_match(_cars(stock.vehicles), _cars(fast.vehicles), step)
+    assert stock.np_random.bit_generator.state == fast.np_random.bit_generator.state
+    assert any(v.lane_index[0] == "1" for v in stock.vehicles), "cars should reach segment 2"
+    assert any(v.crashed for v in stock.vehicles), "the obstacle should be hit"
 
 
 def test_neighbour_search_matches_stock_semantics() -> None:
