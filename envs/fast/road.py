@@ -135,13 +135,13 @@ class FastRoad(Road):
             super().act()
             return
         by_index = self.table.by_index
-        drivers = [
-            v for v in self._vehicles
-            if type(v) is IDMVehicle and not v.crashed
-            and v.lane_index in by_index and v.target_lane_index in by_index
-        ]
-        if len(drivers) == sum(type(v) is IDMVehicle and not v.crashed for v in self._vehicles) \
-                and not any(self._at_lane_end(v) for v in drivers):
+        drivers = [v for v in self._vehicles if type(v) is IDMVehicle and not v.crashed]
+        batchable = all(
+            v.lane_index in by_index and v.target_lane_index in by_index
+            and not self._at_lane_end(v)
+            for v in drivers
+        )
+        if batchable:
             self._decide_batched(drivers)
         else:
             drivers = self._decide_in_order()
@@ -149,7 +149,7 @@ class FastRoad(Road):
             self._drive(drivers)
 
     def _at_lane_end(self, v: IDMVehicle) -> bool:
-        """``v.road.network.get_lane(v.target_lane_index).after_end(v.position)``."""
+        """``get_lane(v.target_lane_index).after_end(v.position)`` (a lane in the table)."""
         target = self.table.by_index[v.target_lane_index]
         return float(v.position[0]) - target.x0 > target.length - target.vehicle_length / 2
 
