@@ -7,13 +7,18 @@ truth and only replaces how the road loops over them, when every lane is a strai
 - ``neighbour_vehicles``: binary search in per-lane sorted snapshots
   (:class:`~envs.fast.neighbours.NeighbourIndex`), rebuilt when a vehicle moved or the vehicle
   list changed;
-- ``act``: the decisions that depend on the order of the vehicles (following the road,
-  lane-change policy with MOBIL) run vehicle by vehicle with highway-env's own methods; the
-  steering and IDM acceleration of every :class:`IDMVehicle` are then computed in one vectorised
-  pass (:mod:`envs.fast.idm`);
+- ``act``: every MOBIL evaluation of the step is computed in one vectorised IDM batch
+  (:class:`~envs.fast.idm.AccelerationBatch`) and the verdicts applied in road order, where the
+  order-dependent decision (abandoning a lane change someone else started) runs with
+  highway-env's own method; at a lane end (``follow_road``) every decision runs vehicle by vehicle
+  with highway-env's methods instead. The steering and IDM acceleration of every
+  :class:`IDMVehicle` are then computed in one vectorised pass (:mod:`envs.fast.idm`);
 - ``step``: the kinematic bicycle update and the closest-lane search of every ``Vehicle`` and
-  ``IDMVehicle`` in one vectorised pass, then a vectorised broad phase for collisions that calls
-  highway-env's ``handle_collisions`` only on pairs close enough to touch, in the stock order.
+  ``IDMVehicle`` in one vectorised pass, then highway-env's ``handle_collisions`` in the stock
+  order on the pairs that could touch (:mod:`envs.fast.collisions`).
+
+Every vectorised expression repeats the stock one operation for operation with the same numpy
+ufuncs, so the results are bit-identical to stock highway-env (``tests/test_fast_sim.py``).
 
 Vehicles of any other class act and step through their own methods, in road order. Anything
 that moves a vehicle outside ``Road.step`` must be followed by a new ``act``/``step`` (or a change
