@@ -30,6 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "test": ("driving.train_cli", "test a CNN policy (LightningCLI)"),
     "predict": ("driving.train_cli", "predict actions with a CNN policy (LightningCLI)"),
     "compare": ("driving.compare", "evaluate several agents on the same seeds; write report.md"),
+    "curve": (
+        "driving.curve",
+        "BC vs DAgger learning curves against expert labels (collect, train, evaluate)",
+    ),
     "watch": ("driving.watch", "watch an agent drive, live or recorded to video"),
     "perception": ("driving.perception_eval", "measure vision perception against ground truth"),
     "bench": (

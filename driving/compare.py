@@ -7,6 +7,8 @@ Reads a YAML config (see ``experiments/compare_highway.yaml``)::
     episodes: 100                  # held-out episodes per agent and variant
     workers: 2
     agents: [modular-oracle, modular-vision, idm, keep-lane, "cnn:runs/bc/best.ckpt"]
+                                   # or {spec: "cnn:X.ckpt", series: DAgger}: checkpoints of
+                                   # one series form a line of the learning curve
     shifts:                        # distribution-shift variants, same agents, same seeds
       - {name: dense, scenario: highway-dense}
       - {name: 3 lanes, scenario: highway, overrides: {lanes_count: 3}}
@@ -19,6 +21,7 @@ per agent and variant, and ``results.json``. Command-line flags override the con
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import shlex
@@ -53,7 +56,7 @@ class Shift:
 class CompareConfig:
     """What ``driving compare`` runs (see the module docstring)."""
 
-    agents: list[str]
+    agents: list[str | dict[str, str]]
     scenario: str = "highway"
     overrides: dict[str, Any] = field(default_factory=dict)
     episodes: int = 100
@@ -80,6 +83,12 @@ def load_config(path: Path) -> CompareConfig:
         raise UserError(f"config {path}: unknown key(s) {sorted(unknown)}; valid: {sorted(valid)}")
     if not isinstance(raw.get("agents"), list) or not raw["agents"]:
         raise UserError(f"config {path}: 'agents' must be a non-empty list of agent specs")
+    for i, item in enumerate(raw["agents"]):
+        if isinstance(item, dict):
+            if set(item) - {"spec", "series"} or not isinstance(item.get("spec"), str):
+                raise UserError(f"config {path}: agents[{i}] must be a spec or {{spec, series}}")
+        elif not isinstance(item, str):
+            raise UserError(f"config {path}: agents[{i}] must be an agent spec string")
     shifts = []
     for i, item in enumerate(raw.get("shifts") or []):
         if (
@@ -104,12 +113,14 @@ def run_compare(config: CompareConfig, command: str) -> Path:
     variants = [("main: " + config.scenario, main)] + [
         (s.name, get_scenario(s.scenario).with_overrides(s.overrides)) for s in config.shifts
     ]
-    for spec in config.agents:  # fail fast on a bad spec or checkpoint, before any driving
-        make_agent(spec, main).close()
+    entries = [a if isinstance(a, dict) else {"spec": a} for a in config.agents]
+    for entry in entries:  # fail fast on a bad spec or checkpoint, before any driving
+        make_agent(entry["spec"], main).close()
     results = []
     for variant, scenario in variants:
         seeds = scenario.evaluation_seeds.first(config.episodes)
-        for spec in config.agents:
+        for entry in entries:
+            spec = entry["spec"]
             agent = make_agent(spec, scenario)
             try:
                 evaluation = evaluate_agent(
@@ -123,7 +134,9 @@ def run_compare(config: CompareConfig, command: str) -> Path:
                 agent.close()
             folder = out / "evaluations" / _slug(variant) / _slug(spec)
             write_evaluation(evaluation, folder)
-            results.append({"variant": variant, "summary": evaluation.summary})
+            results.append(
+                {"variant": variant, "series": entry.get("series"), "summary": evaluation.summary}
+            )
         print_comparison(
             [r["summary"] for r in results if r["variant"] == variant], f"{variant}: mean [95% CI]"
         )
@@ -162,7 +175,11 @@ def _log_wandb(results: list[dict[str, Any]], plots: list[Path], config: Compare
         project="driving-stack",
         job_type="compare",
         dir=config.out,
-        config={"episodes": config.episodes, "scenario": config.scenario, "agents": config.agents},
+        config={
+            "episodes": config.episodes,
+            "scenario": config.scenario,
+            "agents": [a if isinstance(a, str) else a["spec"] for a in config.agents],
+        },
     )
     columns = ["agent", "scenario", "episodes", *(t for t, _ in COLUMNS.values())]
     table = wandb.Table(columns=["variant", *columns])
@@ -173,7 +190,11 @@ def _log_wandb(results: list[dict[str, Any]], plots: list[Path], config: Compare
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = ArgumentParser(prog="driving compare", description=__doc__)
+    parser = ArgumentParser(
+        prog="driving compare",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--config", required=True, type=Path, help="compare YAML config")
     parser.add_argument("--episodes", type=positive_int, help="override episodes")
     parser.add_argument("--workers", type=positive_int, help="override workers")

@@ -16,7 +16,7 @@ training epochs, from ``driving fit --config experiments/dagger_highway.yaml``:
 3. the episodes are appended to the dataset folder as one shard whose episode records carry
    their provenance (``dagger_round``, ``beta``, ``rank`` of the process that drove them,
    ``policy``: the checkpoint of the network that
-   drove, saved just before the round in the run's log folder);
+   drove, saved just before the round as :func:`policy_checkpoint`);
 4. the data module re-reads the folder at the next epoch
    (``trainer.reload_dataloaders_every_n_epochs: 1``).
 
@@ -75,6 +75,12 @@ class BetaMixture:
             raise ValueError("DAgger's mixture needs the expert's action at every step")
         coin = np.random.default_rng([_BETA_SALT, self.round, seed, step]).random()
         return expert_action if coin < self.beta else agent_action
+
+
+def policy_checkpoint(root_dir: str | Path, round_: int) -> Path:
+    """Where round ``round_``'s driving policy is saved: ``<default_root_dir>/dagger/roundNN.ckpt``
+    (it has trained on the initial data and rounds ``1 .. round_ - 1``)."""
+    return Path(root_dir) / "dagger" / f"round{round_:02d}.ckpt"
 
 
 class DAgger(pl.Callback):
@@ -168,8 +174,7 @@ class DAgger(pl.Callback):
         datamodule = trainer.datamodule
         scenario = datamodule.scenario.with_overrides(self.overrides)
         root = Path(datamodule.root)
-        log_dir = Path(trainer.log_dir or trainer.default_root_dir)
-        policy_path = log_dir / f"dagger-round{round_:02d}.ckpt"
+        policy_path = policy_checkpoint(trainer.default_root_dir, round_)
         trainer.save_checkpoint(policy_path)  # collective under DDP; rank 0 writes
         seeds = self.round_seeds(scenario.train_seeds, round_)
         done = set(DatasetWriter.open(root).done_seeds()) if trainer.is_global_zero else set()

@@ -4,8 +4,9 @@ Plots (matplotlib, PNG):
 
 - ``bars_<metric>.png``: one bar per agent and scenario variant, with its 95% interval;
 - ``learning_curve.png``: when several CNN checkpoints trained on different numbers of expert
-  labels are compared, completion and collision rate against labelled frames, with the
-  modular agents' levels as reference lines.
+  labels are compared, completion and collision rate against labelled frames, one line per
+  series (e.g. BC and DAgger), with the modular agents' levels as reference lines; the report
+  then also names the crossover with modular-vision (:func:`crossover_lines`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from driving.comparison_table import COLUMNS, comparison_markdown
+from driving.evaluate import format_ci
 
 BAR_METRICS = ("completed", "collided", "mean_speed_mps")
 REFERENCE_AGENTS = ("modular-oracle", "modular-vision")
@@ -64,36 +66,48 @@ def bar_plot(results: list[dict[str, Any]], metric: str, path: Path) -> Path:
     return path
 
 
+def _curve_points(results: list[dict[str, Any]], variant: str) -> dict[str, list[dict]]:
+    """CNN results of ``variant`` with a label count, by series (``"BC"``, ``"DAgger"``, ...),
+    each sorted by expert labels."""
+    series: dict[str, list[dict]] = {}
+    for r in results:
+        desc = r["summary"].get("agent_description", {})
+        if (
+            r["variant"] == variant
+            and r["summary"]["agent"].startswith("cnn")
+            and desc.get("expert_labels")
+        ):
+            series.setdefault(r.get("series") or "CNN (BC)", []).append(r)
+    for points in series.values():
+        points.sort(key=lambda r: r["summary"]["agent_description"]["expert_labels"])
+    return series
+
+
 def learning_curve(results: list[dict[str, Any]], variant: str, path: Path) -> Path | None:
-    """Completion/collision vs expert labels for CNN checkpoints of one variant (None if <2)."""
-    cnn = [
-        r
-        for r in results
-        if r["variant"] == variant
-        and r["summary"]["agent"].startswith("cnn:")
-        and r["summary"]["agent_description"].get("expert_labels")
-    ]
-    if len({r["summary"]["agent_description"]["expert_labels"] for r in cnn}) < 2:
+    """Completion/collision vs expert labels of the CNN checkpoints of one variant, one line per
+    series, the modular agents' levels as reference lines (None when no series has 2 points)."""
+    series = _curve_points(results, variant)
+    if not any(len(points) >= 2 for points in series.values()):
         return None
-    cnn.sort(key=lambda r: r["summary"]["agent_description"]["expert_labels"])
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric in zip(axes, ("completed", "collided"), strict=True):
-        xs = [r["summary"]["agent_description"]["expert_labels"] for r in cnn]
-        stats = [r["summary"]["metrics"][metric] for r in cnn]
-        errs = list(zip(*(_err(s) for s in stats), strict=True))
-        ax.errorbar(
-            xs, [s["mean"] for s in stats], yerr=errs, marker="o", capsize=3, label="CNN (BC)"
-        )
+        for name, points in series.items():
+            xs = [r["summary"]["agent_description"]["expert_labels"] for r in points]
+            stats = [r["summary"]["metrics"][metric] for r in points]
+            errs = list(zip(*(_err(s) for s in stats), strict=True))
+            ax.errorbar(
+                xs, [s["mean"] for s in stats], yerr=errs, marker="o", capsize=3, label=name
+            )
         for r in results:
             if r["variant"] == variant and r["summary"]["agent"] in REFERENCE_AGENTS:
                 ax.axhline(
                     r["summary"]["metrics"][metric]["mean"],
                     linestyle="--",
-                    color="C1" if "oracle" in r["summary"]["agent"] else "C2",
+                    color="C3" if "oracle" in r["summary"]["agent"] else "C4",
                     label=r["summary"]["agent"],
                 )
         ax.set_xscale("log")
-        ax.set_xlabel("expert-labelled training frames")
+        ax.set_xlabel("expert-labelled frames")
         ax.set_ylabel(metric)
         ax.legend(fontsize=8)
     fig.suptitle(f"learning curve on {variant} (95% CI)")
@@ -101,6 +115,68 @@ def learning_curve(results: list[dict[str, Any]], variant: str, path: Path) -> P
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def crossover_lines(results: list[dict[str, Any]], variant: str) -> list[str]:
+    """Markdown: each series' points and its crossover with modular-vision.
+
+    The crossover is the fewest expert-labelled frames at which the CNN (the same pixels as
+    modular-vision) drives at least as well as modular-vision: a completion rate at least
+    modular-vision's and a collision rate at most modular-vision's (point estimates; the
+    intervals are printed beside them so the reader can judge the overlap).
+    """
+    series = _curve_points(results, variant)
+    vision = next(
+        (
+            r["summary"]["metrics"]
+            for r in results
+            if r["variant"] == variant and r["summary"]["agent"] == "modular-vision"
+        ),
+        None,
+    )
+    if not series:
+        return []
+    lines = [
+        "| series | expert labels | completed [95% CI] | collided [95% CI] | episodes |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, points in series.items():
+        for r in points:
+            m = r["summary"]["metrics"]
+            labels = r["summary"]["agent_description"]["expert_labels"]
+            lines.append(
+                f"| {name} | {labels:,} | {format_ci(m['completed'])} | "
+                f"{format_ci(m['collided'])} | {m['completed']['n']} |"
+            )
+    lines.append("")
+    if vision is None:
+        return [*lines, "No modular-vision result: no crossover computed.", ""]
+    lines.append(
+        f"modular-vision: completed {format_ci(vision['completed'])}, collided "
+        f"{format_ci(vision['collided'])}."
+    )
+    lines.append("")
+    for name, points in series.items():
+        hit = next(
+            (
+                r
+                for r in points
+                if r["summary"]["metrics"]["completed"]["mean"] >= vision["completed"]["mean"]
+                and r["summary"]["metrics"]["collided"]["mean"] <= vision["collided"]["mean"]
+            ),
+            None,
+        )
+        if hit is None:
+            top = points[-1]["summary"]["agent_description"]["expert_labels"]
+            lines.append(f"- {name}: no crossover within the budget tried (up to {top:,} labels).")
+        else:
+            m = hit["summary"]["metrics"]
+            labels = hit["summary"]["agent_description"]["expert_labels"]
+            lines.append(
+                f"- {name}: crossover at {labels:,} expert labels (completed "
+                f"{format_ci(m['completed'])}, collided {format_ci(m['collided'])})."
+            )
+    return [*lines, ""]
 
 
 def cost_table(results: list[dict[str, Any]]) -> str:
@@ -153,6 +229,9 @@ def write_report(
             comparison_markdown(summaries),
             "",
         ]
+    curve_text = crossover_lines(results, variants[0])
+    if curve_text:
+        parts += ["## Learning curve (expert labels)", "", *curve_text]
     parts += ["## Cost", "", cost_table(results), ""]
     parts += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
     report = out / "report.md"

@@ -1,0 +1,282 @@
+"""``driving curve``: learning curves of BC and DAgger against expert labels, on held-out seeds.
+
+Reads a YAML recipe (see ``experiments/curve_highway.yaml``)::
+
+    scenario: highway
+    overrides: {}                 # scenario overrides for collection, training and evaluation
+    train_config: experiments/bc_cpu_small.yaml   # the LightningCLI config both methods share
+    expert: modular-oracle        # labels every frame
+    first_episodes: 10            # expert episodes of the smallest budget (BC and DAgger start)
+    episodes_per_point: 10        # expert-labelled episodes added per point of the curve
+    points: 3                     # points after the first
+    epochs_per_point: 2           # training epochs per point (BC at point k trains (k+1)x this)
+    beta0: 0.5                    # DAgger's expert-execution probability at its first round
+    beta_decay: 0.5
+    noise_steer: 0.0              # DART noise of the BC demonstrations
+    episodes: 100                 # held-out evaluation episodes per checkpoint
+    workers: 2
+    out: runs/curve_highway
+
+and runs, all inside ``out``:
+
+1. BC datasets: ``data/bc-0`` holds the first ``first_episodes`` training seeds; ``data/bc-k``
+   is ``data/bc-(k-1)`` plus the next ``episodes_per_point`` seeds (collected once, copied).
+2. BC: one ``driving fit`` per dataset, ``(k+1) * epochs_per_point`` epochs.
+3. DAgger: one ``driving fit`` from a copy of ``data/bc-0`` with the :class:`~driving.dagger.DAgger`
+   callback: ``points`` rounds of ``episodes_per_point`` on-policy episodes labelled by the
+   expert, one round every ``epochs_per_point`` epochs. Its checkpoints before rounds 2.. and
+   at the end are the curve's points, at the label budgets and epoch counts of BC's points
+   1..``points`` (its first round's policy is BC's point 0, trained the same way on the same
+   data, so it is not evaluated twice).
+4. ``driving compare`` over every checkpoint (series ``BC`` and ``DAgger``) and the modular
+   agents (reference lines) on the same held-out seeds: ``report.md`` with the curve, its table
+   and the crossover with modular-vision.
+
+Both fits use a constant learning rate, so a growing dataset does not run a schedule past its
+end, and the last checkpoint of each run (not the best on validation loss) so that neither
+method spends extra labels on model selection. The derived training configs are written beside
+the runs, so each point can be rerun alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agents.registry import make_agent
+from driving.argparse_util import ArgumentParser, positive_int
+from driving.collect import DartNoise, collect
+from driving.compare import CompareConfig, run_compare
+from driving.dagger import policy_checkpoint
+from driving.dataset import DatasetWriter
+from envs.errors import UserError
+from envs.scenarios import Scenario, get_scenario
+
+DAGGER_FIRST_SEED = 50_000
+"""DAgger's rollout seeds start here in the training range, clear of the BC datasets' seeds."""
+
+
+@dataclass
+class CurveConfig:
+    """What ``driving curve`` runs (see the module docstring for each key)."""
+
+    scenario: str = "highway"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    train_config: str = "experiments/bc_cpu_small.yaml"
+    expert: str = "modular-oracle"
+    first_episodes: int = 10
+    episodes_per_point: int = 10
+    points: int = 3
+    epochs_per_point: int = 2
+    beta0: float = 0.5
+    beta_decay: float = 0.5
+    noise_steer: float = 0.0
+    episodes: int = 100
+    workers: int = 2
+    out: str = "runs/curve_highway"
+    wandb: bool = False
+
+
+def load_curve_config(path: Path) -> CurveConfig:
+    """Parse a curve recipe (a :class:`UserError` names the file and the bad key)."""
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise UserError(f"cannot read config {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"config {path} is not valid YAML: {exc}".splitlines()[0]) from None
+    if not isinstance(raw, dict):
+        raise UserError(f"config {path} must be a mapping")
+    valid = {f.name: f for f in fields(CurveConfig)}
+    unknown = set(raw) - set(valid)
+    if unknown:
+        raise UserError(f"config {path}: unknown key(s) {sorted(unknown)}; valid: {sorted(valid)}")
+    config = CurveConfig(**raw)
+    for name in (
+        "first_episodes",
+        "episodes_per_point",
+        "points",
+        "epochs_per_point",
+        "episodes",
+        "workers",
+    ):
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise UserError(f"config {path}: {name} must be a positive integer, got {value!r}")
+    return config
+
+
+def _train_config(base: dict[str, Any], run: Path, data: Path, epochs: int) -> dict[str, Any]:
+    """The shared training config pointed at ``data`` and ``run``: constant learning rate,
+    a CSV logger, last-checkpoint saving, no closed-loop validation (the curve evaluates)."""
+    config = yaml.safe_load(yaml.safe_dump(base))
+    trainer = config.setdefault("trainer", {})
+    trainer["max_epochs"] = epochs
+    trainer["default_root_dir"] = str(run)
+    trainer["logger"] = {
+        "class_path": "lightning.pytorch.loggers.CSVLogger",
+        "init_args": {"save_dir": str(run), "name": "logs"},
+    }
+    trainer["callbacks"] = [
+        {
+            "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+            "init_args": {
+                "dirpath": str(run / "checkpoints"),
+                "save_last": True,
+                "save_top_k": 0,
+                "enable_version_counter": False,
+            },
+        }
+    ]
+    config.setdefault("model", {})["schedule"] = "constant"
+    config.setdefault("data", {})["root"] = str(data)
+    return config
+
+
+def _fit(config: dict[str, Any], path: Path) -> None:
+    from driving.train_cli import main as train_main
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    status = train_main(["fit", "--config", str(path)])
+    if status:
+        raise UserError(f"training with {path} failed (exit status {status})")
+
+
+def _grow_datasets(config: CurveConfig, scenario: Scenario, data: Path) -> list[Path]:
+    """``data/bc-0 .. bc-points``: nested expert datasets (each the previous plus new seeds)."""
+    noise = DartNoise.from_settings(scenario.action, config.noise_steer, 0.0)
+    seeds = scenario.train_seeds.first(
+        config.first_episodes + config.points * config.episodes_per_point
+    )
+    expert = make_agent(config.expert, scenario)
+    description = {"agent": config.expert, "expert": config.expert, "curve": True}
+    roots = []
+    for k in range(config.points + 1):
+        root = data / f"bc-{k}"
+        upto = config.first_episodes + k * config.episodes_per_point
+        if not root.exists():
+            if k == 0:
+                DatasetWriter.create(
+                    root,
+                    scenario,
+                    description,
+                    seeds[:upto],
+                    {"noise": noise.to_dict() if noise else None},
+                )
+            else:
+                shutil.copytree(roots[-1], root)
+                DatasetWriter.open(root).request_seeds(
+                    seeds[upto - config.episodes_per_point : upto]
+                )
+        writer = DatasetWriter.open(root)
+        if writer.missing_seeds():
+            collect(writer, expert, mixer=noise, workers=config.workers, progress=f"collect bc-{k}")
+        roots.append(root)
+    return roots
+
+
+def run_curve(config: CurveConfig, command: str) -> Path:
+    """Collect, train both methods, evaluate every checkpoint; return the report path."""
+    started = time.perf_counter()
+    out = Path(config.out)
+    scenario = get_scenario(config.scenario).with_overrides(config.overrides)
+    try:
+        base = yaml.safe_load(Path(config.train_config).read_text())
+    except OSError as exc:
+        raise UserError(f"cannot read train_config {config.train_config}: {exc.strerror}") from None
+    roots = _grow_datasets(config, scenario, out / "data")
+    specs: list[dict[str, str]] = []
+    for k, root in enumerate(roots):
+        run = out / "bc" / f"point-{k}"
+        ckpt = run / "checkpoints" / "last.ckpt"
+        if not ckpt.exists():
+            epochs = (k + 1) * config.epochs_per_point
+            _fit(_train_config(base, run, root, epochs), run / "train.yaml")
+        specs.append({"spec": f"cnn:{ckpt}", "series": "BC"})
+    dagger_data = out / "data" / "dagger"
+    dagger_run = out / "dagger"
+    if not (dagger_run / "checkpoints" / "last.ckpt").exists():
+        if dagger_data.exists():
+            shutil.rmtree(dagger_data)  # an interrupted DAgger run restarts from bc-0
+        shutil.copytree(roots[0], dagger_data)
+        train = _train_config(
+            base, dagger_run, dagger_data, (config.points + 1) * config.epochs_per_point
+        )
+        trainer = train["trainer"]
+        trainer["reload_dataloaders_every_n_epochs"] = 1
+        trainer["callbacks"].append(
+            {
+                "class_path": "driving.dagger.DAgger",
+                "init_args": {
+                    "rounds": config.points,
+                    "every_n_epochs": config.epochs_per_point,
+                    "episodes_per_round": config.episodes_per_point,
+                    "workers": config.workers,
+                    "beta0": config.beta0,
+                    "beta_decay": config.beta_decay,
+                    "expert": config.expert,
+                    "first_seed": DAGGER_FIRST_SEED,
+                    "overrides": config.overrides,
+                },
+            }
+        )
+        _fit(train, dagger_run / "train.yaml")
+    for r in range(2, config.points + 1):  # round r's policy has trained on r - 1 rounds
+        specs.append({"spec": f"cnn:{policy_checkpoint(dagger_run, r)}", "series": "DAgger"})
+    specs.append({"spec": f"cnn:{dagger_run / 'checkpoints' / 'last.ckpt'}", "series": "DAgger"})
+    compare = CompareConfig(
+        agents=[*specs, {"spec": "modular-oracle"}, {"spec": "modular-vision"}],
+        scenario=config.scenario,
+        overrides=config.overrides,
+        episodes=config.episodes,
+        workers=config.workers,
+        out=str(out),
+        wandb=config.wandb,
+        title=f"BC vs DAgger learning curves on {config.scenario}",
+    )
+    (out / "compare.yaml").write_text(yaml.safe_dump(asdict(compare), sort_keys=False))
+    report = run_compare(compare, command)
+    minutes = (time.perf_counter() - started) / 60
+    with report.open("a") as fh:
+        fh.write(
+            f"\nWhole curve (collection, training, evaluation): {minutes:.1f} min wall time.\n"
+        )
+    print(f"curve done in {minutes:.1f} min")
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = ArgumentParser(
+        prog="driving curve",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", required=True, type=Path, help="curve YAML recipe")
+    parser.add_argument("--episodes", type=positive_int, help="override held-out episodes")
+    parser.add_argument("--workers", type=positive_int, help="override workers")
+    parser.add_argument("--out", help="override the output folder")
+    args = parser.parse_args(argv)
+    config = load_curve_config(args.config)
+    if args.episodes:
+        config.episodes = args.episodes
+    if args.workers:
+        config.workers = args.workers
+    if args.out:
+        config.out = args.out
+    command = "driving curve " + shlex.join(list(argv if argv is not None else sys.argv[2:]))
+    run_curve(config, command)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
