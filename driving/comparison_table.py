@@ -41,8 +41,9 @@ def print_comparison(summaries: list[dict[str, Any]], title: str, file=sys.stdou
     from rich.table import Table
 
     table = Table(title=title)
-    for name in ["agent", "scenario", "n", *(t for t, _ in COLUMNS.values())]:
-        table.add_column(name, justify="left" if name in ("agent", "scenario") else "right")
+    table.add_column("agent", overflow="fold", min_width=28)  # checkpoint paths: fold, not cut
+    for name in ["scenario", "n", *(t for t, _ in COLUMNS.values())]:
+        table.add_column(name, justify="left" if name == "scenario" else "right")
     for row in comparison_rows(summaries):
         table.add_row(*row)
     Console(file=file, width=160).print(table)
