@@ -9,7 +9,9 @@ rollout, labelling, shard writing with checksums):
    takes. When ``--frames`` is below 50,000, the figures are also extrapolated linearly to
    50,000 frames and printed as an extrapolation, not a measurement.
 
-The datasets are written to a temporary folder (under ``--dir``) and removed afterwards.
+The datasets are written to a temporary folder (under ``--dir``) and removed afterwards, except
+the measured one when ``--keep DIR`` asks to keep it (``--noise-steer`` then collects it with
+DART noise, as ``driving collect`` would, so it can be trained on).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -27,9 +30,9 @@ from typing import Any
 
 from agents.registry import make_agent
 from driving.argparse_util import ArgumentParser, json_object, load_overrides, positive_int
-from driving.collect import collect
+from driving.collect import DartNoise, collect
 from driving.data_cli import size_on_disk
-from driving.dataset import DatasetWriter, DemoDataset, verify_dataset
+from driving.dataset import DatasetWriter, DemoDataset, check_new_root, verify_dataset
 from envs.scenarios import SCENARIOS, Scenario, get_scenario
 
 REFERENCE_FRAMES = 50_000
@@ -43,13 +46,16 @@ def timed_collection(
     workers: int,
     root: Path,
     fast: bool | None = None,
+    noise: DartNoise | None = None,
 ) -> dict[str, Any]:
-    """Collect ``seeds`` into a new dataset at ``root``; return frames, seconds and frames/s."""
+    """Collect ``seeds`` into a new dataset at ``root`` (with DART ``noise`` on the executed
+    action if given); return frames, seconds and frames/s."""
     agent = make_agent(agent_spec, scenario)
-    writer = DatasetWriter.create(root, scenario, {"agent": agent_spec}, seeds)
+    extra = {"collect": {"agent": agent_spec, "noise": noise.to_dict() if noise else None}}
+    writer = DatasetWriter.create(root, scenario, {"agent": agent_spec}, seeds, extra)
     started = time.perf_counter()
     try:
-        episodes, frames = collect(writer, agent, workers=workers, fast=fast)
+        episodes, frames = collect(writer, agent, mixer=noise, workers=workers, fast=fast)
     finally:
         agent.close()
     seconds = time.perf_counter() - started
@@ -107,8 +113,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="use the accelerated simulation (default: the project default)",
     )
     parser.add_argument("--dir", type=Path, help="where the temporary datasets go")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="keep the measured dataset: move it to this new folder (e.g. to train on it)",
+    )
+    parser.add_argument(
+        "--noise-steer",
+        type=float,
+        default=0.0,
+        help="DART steering noise for the measured dataset (as `driving collect`)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
+    if args.keep is not None:
+        check_new_root(args.keep)
     scenario = get_scenario(args.scenario).with_overrides(
         load_overrides(args.overrides, args.overrides_file)
     )
@@ -126,6 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cpu_count": os.cpu_count(),
         "load_average": os.getloadavg()[0],
     }
+    if args.keep is not None and args.dir is None:  # same filesystem: keeping is a rename
+        args.keep.parent.mkdir(parents=True, exist_ok=True)
+        args.dir = args.keep.parent
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-collect-") as tmp:
         tmp_path = Path(tmp)
         print(f"{'workers':>8}{'episodes':>10}{'frames':>8}{'seconds':>9}{'frames/s':>10}")
@@ -160,8 +182,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.workers,
             root,
             args.fast,
+            DartNoise.from_settings(scenario.action, args.noise_steer, 0.0),
         )
         costs = dataset_costs(root)
+        if args.keep is not None:
+            shutil.move(root, args.keep)
+            print(f"kept the dataset in {args.keep}")
     frames = made["frames"]
     print(
         f"measured: {frames} frames in {made['seconds']:.1f} s ({made['frames_per_s']:.1f} "

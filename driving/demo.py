@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=positive_int, default=2, help="parallel environments")
     parser.add_argument("--epochs", type=positive_int, help="override the training epochs")
     parser.add_argument(
-        "--noise-steer", type=float, default=0.1, help="DART steering noise while collecting"
+        "--noise-steer", type=float, default=0.02, help="DART steering noise while collecting"
     )
     parser.add_argument(
         "--overrides",
