@@ -3,10 +3,10 @@
 For each scenario, drives the ``keep-lane`` agent (zero actions) through the stock and the fast
 simulation in ONE process, alternating between them round by round so that both see the same
 machine load, and reports for each: policy steps/s (a whole ``DrivingEnv.step``: simulation,
-grayscale observation, ``info``), simulated steps/s, observation frames/s (drawing the
-observation alone) and the speed-up (fast over stock policy steps/s). Scenarios that the fast path
-does not cover run stock on both sides and are marked ``stock fallback`` (speed-up 1 by
-construction, not measured twice).
+grayscale observation, ``info`` without the IDM hint, as in ``bench env``), simulated steps/s,
+observation frames/s (drawing the observation alone) and the speed-up (fast over stock policy
+steps/s). Scenarios that the fast path does not cover run stock on both sides and are marked
+``stock fallback`` (speed-up 1 by construction, not measured twice).
 """
 
 from __future__ import annotations
