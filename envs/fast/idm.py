@@ -143,16 +143,13 @@ class AccelerationBatch:
         values, rows = self._values, self._rows
         if not rows:
             return values
-        n = len(rows)
         speed = np.array([r[2].speed for r in rows], dtype=float)
         heading = np.array([r[2].heading for r in rows], dtype=float)
         target = np.array([getattr(r[2], "target_speed", 0) for r in rows], dtype=float)
-        limit = np.full(n, np.inf)
-        limited = np.zeros(n, dtype=bool)
-        for i, r in enumerate(rows):
-            if r[4].lane.speed_limit is not None:
-                limit[i], limited[i] = r[4].lane.speed_limit, True
+        limits = [r[4].lane.speed_limit for r in rows]
+        limited = np.array([limit is not None for limit in limits])
         if limited.any():
+            limit = np.array([np.inf if lim is None else lim for lim in limits], dtype=float)
             target = np.where(limited, np.clip(target, 0, limit), target)
         delta = np.array([r[1].DELTA for r in rows], dtype=float)
         accel = free_road_acceleration(speed, target, delta)
