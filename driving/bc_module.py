@@ -1,8 +1,8 @@
 """Behaviour cloning as a LightningModule: regress the expert's action from the pixels.
 
 Loss: Huber (or MSE) per action component, weighted, averaged over the batch. Optimiser: AdamW
-with a cosine (per step, to zero) or one-cycle schedule, or a constant rate. Logged: the loss and
-the open-loop mean absolute error of each action component (``train/mae_steer``,
+with a cosine (per step, to zero) or one-cycle schedule, or a constant rate. Logged: the loss, the
+learning rate and the open-loop mean absolute error of each action component (``train/mae_steer``,
 ``val/mae_accel``, ...). Closed-loop driving is measured by
 :class:`driving.callbacks.ClosedLoopValidation`.
 
@@ -117,6 +117,8 @@ class BehaviourCloning(pl.LightningModule):
         return loss
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
+        lr = self.optimizers().param_groups[0]["lr"] if self._trainer else self.hparams.lr
+        self.log("train/lr", lr, on_step=True, on_epoch=False, batch_size=len(batch[0]))
         return self._step(batch, "train")
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
