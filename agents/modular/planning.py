@@ -57,6 +57,10 @@ class PlannerConfig:
         path_spacing: spacing [m] of its points.
         occupancy_margin: a vehicle occupies a lane when it overlaps it by more than this [m].
         view_ahead: vehicles farther ahead [m] than this are ignored.
+        cut_in_horizon: for lane-change safety, a car also occupies the lanes its lateral
+            velocity takes it into within this many seconds [s] (cut-ins, merging cars).
+        safety_clearance: for lane-change safety, a car also occupies a lane when it is less
+            than this [m] from its edge.
         leave_ending_lane_gain: incentive [m/s²] added to leaving a lane that ends (merges
             into a neighbour ahead); a lane that ends is never a lane-change target.
     """
@@ -81,6 +85,8 @@ class PlannerConfig:
     occupancy_margin: float = 0.3
     view_ahead: float = 80.0
     leave_ending_lane_gain: float = 2.0
+    cut_in_horizon: float = 1.0
+    safety_clearance: float = 0.3
 
 
 @dataclass
@@ -148,7 +154,9 @@ class _Lane:
     estimate: LaneEstimate
     s_ego: float
     d_ego: float
-    occupants: list[tuple[float, Detection]]  # (bumper gap signed: + ahead, - behind, det)
+    # (bumper gap [m], + ahead / - behind; the vehicle; how it occupies the lane: 0 overlaps it
+    # now, 1 will within the cut-in horizon, 2 is within the safety clearance of its edge)
+    occupants: list[tuple[float, Detection, int]]
     ends: bool = False  # it merges into a neighbour within the centre lines' reach
 
     @property
@@ -156,12 +164,14 @@ class _Lane:
         """Lateral position [m] of the lane centre relative to the ego car (+ right)."""
         return -self.d_ego
 
-    def leader(self) -> tuple[float, Detection | None]:
-        ahead = [(g, d) for g, d in self.occupants if d.x > 0]
+    def leader(self, level: int = 1) -> tuple[float, Detection | None]:
+        """(gap, vehicle) of the nearest occupant ahead of occupancy ``level`` or lower."""
+        ahead = [(g, d) for g, d, k in self.occupants if d.x > 0 and k <= level]
         return min(ahead, key=lambda item: item[0]) if ahead else (math.inf, None)
 
-    def follower(self) -> tuple[float, Detection | None]:
-        behind = [(-g, d) for g, d in self.occupants if d.x <= 0]
+    def follower(self, level: int = 1) -> tuple[float, Detection | None]:
+        """(gap, vehicle) of the nearest occupant behind of occupancy ``level`` or lower."""
+        behind = [(-g, d) for g, d, k in self.occupants if d.x <= 0 and k <= level]
         return min(behind, key=lambda item: item[0]) if behind else (math.inf, None)
 
 
@@ -181,24 +191,36 @@ class Planner:
     def _lanes(self, percept: Percept) -> list[_Lane]:
         out = []
         dets = [d for d in percept.detections if d.x <= self.config.view_ahead]
-        points = np.array([[0.0, 0.0]] + [[d.x, d.y] for d in dets])
+        h = self.config.cut_in_horizon
+        points = np.array(
+            [[0.0, 0.0]] + [[d.x, d.y] for d in dets] + [[d.x, d.y + h * d.vy] for d in dets]
+        )
+        n = len(dets)
         for lane in percept.lanes:
             s_all, d_all = project_points(lane.centerline, points)
             s_ego, d_ego = float(s_all[0]), float(d_all[0])
             occupants = []
-            for det, s, d in zip(dets, s_all[1:], d_all[1:], strict=True):
-                overlap = lane.width / 2 + det.width / 2 - abs(d)
-                if overlap > self.config.occupancy_margin:
+            for det, s, d_now, d_later in zip(
+                dets, s_all[1 : n + 1], d_all[1 : n + 1], d_all[n + 1 :], strict=True
+            ):
+                # a car occupies the lane if it overlaps it now or after `h` s of drifting
+                half = lane.width / 2 + det.width / 2
+                now = half - abs(d_now) > self.config.occupancy_margin
+                near = half - abs(d_now) > -self.config.safety_clearance
+                later = half - abs(d_later) > self.config.occupancy_margin
+                if now or near or later:
                     gap = s - s_ego
                     gap -= math.copysign((det.length + EGO_LENGTH_M) / 2, gap)
-                    occupants.append((float(gap), det))
+                    occupants.append((float(gap), det, 0 if now else 1 if later else 2))
             out.append(_Lane(lane, s_ego, d_ego, occupants))
         _mark_ending(out)
         return out
 
-    def _accel_in(self, lane: _Lane, speed: float, desired: float) -> tuple[float, float, float]:
+    def _accel_in(
+        self, lane: _Lane, speed: float, desired: float, level: int = 1
+    ) -> tuple[float, float, float]:
         """(IDM acceleration, leader gap, leader speed) of the ego car in ``lane``."""
-        gap, leader = lane.leader()
+        gap, leader = lane.leader(level)
         if leader is None:
             return idm_accel(speed, desired, math.inf, 0.0, self.config), math.inf, math.nan
         return idm_accel(speed, desired, max(gap, 0.0), leader.vx, self.config), gap, leader.vx
@@ -206,11 +228,11 @@ class Planner:
     def _safe(self, lane: _Lane, speed: float, desired: float) -> tuple[bool, float]:
         """MOBIL safety of moving into ``lane``, and the incentive of doing so (without bias)."""
         cfg = self.config
-        front_gap, leader = lane.leader()
-        rear_gap, follower = lane.follower()
+        front_gap, leader = lane.leader(level=2)
+        rear_gap, follower = lane.follower(level=2)
         if lane.ends or front_gap < cfg.min_front_gap or rear_gap < cfg.min_rear_gap:
             return False, -math.inf
-        new_accel, _, _ = self._accel_in(lane, speed, desired)
+        new_accel, _, _ = self._accel_in(lane, speed, desired, level=2)
         if new_accel < -cfg.safe_braking:
             return False, -math.inf
         follower_gain = 0.0

@@ -23,7 +23,7 @@ palette: road 99, lane markings 254, car bodies 146-177, car outlines 59):
   pixels are lane boundaries (the road is straight and world-aligned in the supported
   scenarios); a row of few long runs is a solid road edge, of many short runs a dashed lane
   divider. Lanes lie between neighbouring boundaries, and beyond a dashed boundary at the edge
-  of the view.
+  of the view; the ego's road is the run of lanes around it joined by dashed boundaries.
 - **heading**: the ego car's lateral drift relative to the boundaries over the stacked frames,
   divided by its speed, gives its heading relative to the road (rad, + towards the right).
 
@@ -59,6 +59,8 @@ BOUNDARY_MIN_FRACTION = 0.25
 """A row is a lane boundary when at least this fraction of its pixels are markings."""
 DASHED_MIN_RUNS = 4
 """A boundary row with at least this many separate marking runs is dashed (a lane divider)."""
+LANE_WIDTH_RANGE_M: tuple[float, float] = (2.5, 5.5)
+"""Two boundaries this far apart [m] (exclusive) enclose a lane."""
 DEFAULT_LANE_WIDTH_M = 4.0
 """Lane width [m] assumed when fewer than two boundaries are seen (highway-env's default)."""
 LANE_SPAN_M: tuple[float, float, float] = (-10.0, 80.0, 5.0)
@@ -168,31 +170,54 @@ class VisionPerception:
     def lanes(
         self, bounds: list[tuple[float, bool]], heading: float
     ) -> tuple[list[LaneEstimate], int]:
-        """Lanes (left-most first) between the boundaries, and the ego lane's position."""
+        """The lanes of the ego car's road (left-most first) and the ego lane's position in them.
+
+        A lane lies between two neighbouring boundaries a lane width apart, or beyond a dashed
+        boundary at the edge of the view. The ego's road is the run of lanes around the ego car
+        joined by dashed boundaries: a solid line is a road edge, and lanes beyond it (an
+        on-ramp, the verge between) belong to another road.
+        """
         ys = [y for y, _ in bounds]
         widths = np.diff(ys)
-        widths = widths[(widths > 2.5) & (widths < 6.0)]
+        widths = widths[(widths > LANE_WIDTH_RANGE_M[0]) & (widths < LANE_WIDTH_RANGE_M[1])]
         width = float(np.median(widths)) if len(widths) else DEFAULT_LANE_WIDTH_M
-        centres = [(a + b) / 2 for a, b in itertools.pairwise(ys) if b - a > 2.5]
+        # (centre, left boundary dashed, right boundary dashed); None: beyond the view
+        spans: list[tuple[float, bool | None, bool | None]] = [
+            ((a + b) / 2, da, db)
+            for (a, da), (b, db) in itertools.pairwise(bounds)
+            if LANE_WIDTH_RANGE_M[0] < b - a < LANE_WIDTH_RANGE_M[1]
+        ]
         if bounds and bounds[0][1]:
-            centres.insert(0, ys[0] - width / 2)
+            spans.insert(0, (ys[0] - width / 2, None, True))
         if bounds and bounds[-1][1]:
-            centres.append(ys[-1] + width / 2)
-        # lane ids count from the left road edge (solid) when seen, else back from the right one
+            spans.append((ys[-1] + width / 2, True, None))
+        if not spans:
+            return [], -1
+        ego = int(np.argmin([abs(c) for c, _, _ in spans]))
+        lo = hi = ego
+        while lo > 0 and spans[lo][1] and abs(spans[lo][0] - spans[lo - 1][0] - width) < 1.0:
+            lo -= 1
+        while (
+            hi < len(spans) - 1
+            and spans[hi][2]
+            and abs(spans[hi + 1][0] - spans[hi][0] - width) < 1.0
+        ):
+            hi += 1
+        road = spans[lo : hi + 1]
+        # lane ids count from the left road edge when seen, else back from the right one
         first = -1
-        if bounds and not bounds[0][1]:
+        if road[0][1] is False:
             first = 0
-        elif bounds and not bounds[-1][1] and self.lanes_count:
-            first = int(self.lanes_count) - len(centres)
+        elif road[-1][2] is False and self.lanes_count:
+            first = int(self.lanes_count) - len(road)
         xs = np.arange(LANE_SPAN_M[0], LANE_SPAN_M[1] + 1e-9, LANE_SPAN_M[2])
         c, s = math.cos(heading), math.sin(heading)
         lanes = []
-        for i, yc in enumerate(centres):
+        for i, (yc, _, _) in enumerate(road):
             pts = np.stack([c * xs + s * yc, -s * xs + c * yc], axis=1)
             index = first + i if first >= 0 else -1
             lanes.append(LaneEstimate(index=index, width=width, centerline=pts))
-        ego = int(np.argmin([abs(yc) for yc in centres])) if centres else -1
-        return lanes, ego
+        return lanes, ego - lo
 
     # -- the step -------------------------------------------------------------------------------
     def perceive(self, obs: np.ndarray, info: dict[str, Any]) -> Percept:
