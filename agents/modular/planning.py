@@ -51,6 +51,8 @@ class PlannerConfig:
         min_accel_gain: MOBIL threshold [m/s²] a lane change must gain.
         right_bias: extra gain [m/s²] for moving right (keep-right rule; negative for left).
         safe_braking: MOBIL safety: the deceleration [m/s²] the new follower may be forced to.
+        abort_braking: a lane change under way is aborted when it would force this braking
+            [m/s²] on the ego car or the new follower.
         min_front_gap, min_rear_gap: bumper gaps [m] the target lane must offer ahead/behind.
         change_cooldown: seconds to wait after a lane change before starting another.
         path_length: length [m] of the reference path ahead.
@@ -77,6 +79,7 @@ class PlannerConfig:
     min_accel_gain: float = 0.2
     right_bias: float = 0.05
     safe_braking: float = 2.0
+    abort_braking: float = 4.0
     min_front_gap: float = 6.0
     min_rear_gap: float = 6.0
     change_cooldown: float = 1.0
@@ -225,22 +228,35 @@ class Planner:
             return idm_accel(speed, desired, math.inf, 0.0, self.config), math.inf, math.nan
         return idm_accel(speed, desired, max(gap, 0.0), leader.vx, self.config), gap, leader.vx
 
-    def _safe(self, lane: _Lane, speed: float, desired: float) -> tuple[bool, float]:
-        """MOBIL safety of moving into ``lane``, and the incentive of doing so (without bias)."""
+    def _safe(
+        self, lane: _Lane, speed: float, desired: float, started: bool = False
+    ) -> tuple[bool, float]:
+        """MOBIL safety of moving into ``lane``, and the incentive of doing so (without bias).
+
+        ``started``: the lane change is under way; it is then judged on the cars in the lane
+        only, with half the gaps and ``abort_braking`` instead of ``safe_braking`` (hysteresis,
+        so that a change is not started and aborted over and over).
+        """
         cfg = self.config
-        front_gap, leader = lane.leader(level=2)
-        rear_gap, follower = lane.follower(level=2)
-        if lane.ends or front_gap < cfg.min_front_gap or rear_gap < cfg.min_rear_gap:
+        level, scale = (0, 0.5) if started else (2, 1.0)
+        braking = cfg.abort_braking if started else cfg.safe_braking
+        front_gap, leader = lane.leader(level)
+        rear_gap, follower = lane.follower(level)
+        if (
+            lane.ends
+            or front_gap < scale * cfg.min_front_gap
+            or rear_gap < scale * cfg.min_rear_gap
+        ):
             return False, -math.inf
-        new_accel, _, _ = self._accel_in(lane, speed, desired, level=2)
-        if new_accel < -cfg.safe_braking:
+        new_accel, _, _ = self._accel_in(lane, speed, desired, level)
+        if new_accel < -braking:
             return False, -math.inf
         follower_gain = 0.0
         if follower is not None:
             f_speed = math.hypot(follower.vx, follower.vy)
             f_desired = max(f_speed, cfg.cruise_speed)
             after = idm_accel(f_speed, f_desired, rear_gap, speed, cfg)
-            if after < -cfg.safe_braking:
+            if after < -braking:
                 return False, -math.inf
             lead_speed = leader.vx if leader is not None else 0.0
             gap_before = rear_gap + EGO_LENGTH_M + front_gap if leader is not None else math.inf
@@ -279,7 +295,7 @@ class Planner:
         incentives: dict[str, float] = {}
         if target != current or origin is not None:
             # a lane change is under way: keep checking that the target lane stays safe
-            safe, _ = self._safe(lanes[target], speed, desired)
+            safe, _ = self._safe(lanes[target], speed, desired, started=True)
             crossed = abs(lanes[target].d_ego) < lanes[target].estimate.width / 2
             if target == current and abs(lanes[target].d_ego) < 0.5:
                 state.origin_offset, origin = None, None  # done
