@@ -19,14 +19,23 @@ from envs.scenarios import Scenario
 __all__ = ["ModularAgent", "make_oracle_agent", "make_vision_agent", "settings_for"]
 
 
-def settings_for(scenario: Scenario) -> tuple[PlannerConfig, ControlGains]:
-    """Planner settings and controller gains for ``scenario``.
+VISION_LOOKAHEAD = {"lookahead_time": 1.0, "lookahead_min": 10.0}
+"""Longer pure-pursuit look-ahead for vision: its heading estimate is quantised by the pixels
+(1 px = 0.33 m of lateral drift), and a longer look-ahead damps the steering noise this causes
+(highway, 10 validation episodes: steering jerk 0.36 -> 0.22 rad/s², lane offset 0.15 -> 0.16
+m)."""
+
+
+def settings_for(scenario: Scenario, vision: bool = False) -> tuple[PlannerConfig, ControlGains]:
+    """Planner settings and controller gains for ``scenario`` (``vision``: for modular-vision).
 
     Steer-only scenarios (racetrack) drive at the environment's cruise speed, so slower cars
     ahead can only be passed (the planner's IDM braking becomes the lane-change incentive); they
     get a shorter look-ahead and a higher lateral-acceleration cap for the tight curves.
     """
     planner, gains = PlannerConfig(), ControlGains()
+    if vision:
+        gains = replace(gains, **VISION_LOOKAHEAD)
     if scenario.action.mode == "steer":
         planner = replace(planner, cruise_speed=scenario.action.cruise_speed)
         gains = replace(gains, max_lateral_accel=12.0, lookahead_time=0.3, lookahead_min=3.0)
@@ -53,7 +62,7 @@ def make_vision_agent(scenario: Scenario, arg: str | None = None) -> ModularAgen
     from agents.modular.vision import VisionPerception
 
     VisionPerception.check_supported(scenario)
-    planner, gains = settings_for(scenario)
+    planner, gains = settings_for(scenario, vision=True)
 
     def factory() -> VisionPerception:
         return VisionPerception(scenario)
