@@ -31,6 +31,13 @@ class Perception(Protocol):
 class ModularAgent(Agent):
     """Perception -> MOBIL/IDM planning -> pure-pursuit control.
 
+    :meth:`explain` keys: ``detections`` (dicts of :class:`~agents.modular.perception.Detection`,
+    ego frame), ``decision``, ``target_speed`` [m/s], ``reference_path`` ``(K, 2)`` ego frame
+    [m], ``controller`` (the controller's terms), ``lane`` / ``target_lane`` (lane ids),
+    ``leader_gap`` [m], ``leader_speed`` [m/s], ``lateral_offset`` [m] from the lane centre,
+    ``incentives`` (MOBIL gain per side [m/s²] when a change was considered) and ``heading``
+    [rad] (ego heading relative to the observation's x axis).
+
     Args:
         scenario: the scenario it drives (action spec, decision period).
         perception_factory: builds one perception stage per slot.
@@ -88,6 +95,7 @@ class ModularAgent(Agent):
             "leader_speed": plan.leader_speed,
             "lateral_offset": plan.lateral_offset,
             "incentives": plan.incentives,
+            "heading": percept.heading,
         }
         action = [accel, steer] if self.scenario.action.mode == "accel_steer" else [steer]
         return np.asarray(action, dtype=np.float32)

@@ -78,6 +78,9 @@ class Percept:
         ego_lane: position in ``lanes`` of the lane the ego car is in (-1 if none).
         ego_speed: ego speed [m/s].
         speed_limit: the road's speed limit [m/s] (nan when unknown).
+        heading: the ego heading [rad] relative to the image's x axis (the world's x axis, since
+            the observation is world-aligned); rotate ego-frame points by it to draw them on
+            the observation.
     """
 
     detections: list[Detection] = field(default_factory=list)
@@ -85,6 +88,7 @@ class Percept:
     ego_lane: int = -1
     ego_speed: float = 0.0
     speed_limit: float = math.nan
+    heading: float = 0.0
 
 
 def world_to_ego(points: np.ndarray, origin: np.ndarray, heading: float) -> np.ndarray:
@@ -170,4 +174,5 @@ class OraclePerception:
             ego_lane=scene.ego_lane,
             ego_speed=ego.speed,
             speed_limit=max(limits) if limits else math.nan,
+            heading=heading,
         )

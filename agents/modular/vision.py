@@ -243,7 +243,13 @@ class VisionPerception:
                     vy=float(-s * vx_img + c * vy_img),
                 )
             )
-        return Percept(detections=detections, lanes=lanes, ego_lane=ego_lane, ego_speed=speed)
+        return Percept(
+            detections=detections,
+            lanes=lanes,
+            ego_lane=ego_lane,
+            ego_speed=speed,
+            heading=heading,  # the road is aligned with the image
+        )
 
     def _relative_velocity(self, position: np.ndarray, boxes: list[np.ndarray]) -> np.ndarray:
         """Velocity [m/s] relative to the ego car of the box at ``position`` in the newest frame,
