@@ -51,9 +51,7 @@ def make_oracle_agent(scenario: Scenario, arg: str | None = None) -> ModularAgen
     """The modular agent on ground-truth perception (``modular-oracle``)."""
     _no_arg("oracle", arg)
     planner, gains = settings_for(scenario)
-    return ModularAgent(
-        scenario, OraclePerception, planner, gains, privileged=True, name="modular-oracle"
-    )
+    return ModularAgent(scenario, OraclePerception, planner, gains, name="modular-oracle")
 
 
 def make_vision_agent(scenario: Scenario, arg: str | None = None) -> ModularAgent:
@@ -67,4 +65,4 @@ def make_vision_agent(scenario: Scenario, arg: str | None = None) -> ModularAgen
     def factory() -> VisionPerception:
         return VisionPerception(scenario)
 
-    return ModularAgent(scenario, factory, planner, gains, privileged=False, name="modular-vision")
+    return ModularAgent(scenario, factory, planner, gains, name="modular-vision")

@@ -7,6 +7,7 @@ perception state (vision keeps a little memory) and planner state (the lane chan
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -19,7 +20,13 @@ from envs.scenarios import Scenario
 
 
 class Perception(Protocol):
-    """What a perception stage offers the agent (one instance per slot)."""
+    """What a perception stage offers the agent (one instance per slot).
+
+    Attributes:
+        privileged: whether it reads the ground truth ``info["scene"]``.
+    """
+
+    privileged: bool
 
     def reset(self) -> None:
         """Forget the previous episode."""
@@ -40,32 +47,32 @@ class ModularAgent(Agent):
 
     Args:
         scenario: the scenario it drives (action spec, decision period).
-        perception_factory: builds one perception stage per slot.
+        perception_factory: builds one perception stage per slot (the agent is privileged when
+            its perception is).
         planner_config: behaviour settings.
         gains: controller gains.
-        privileged: whether the perception reads ground truth (oracle).
         name: the agent spec name.
     """
 
     def __init__(
         self,
         scenario: Scenario,
-        perception_factory,
+        perception_factory: Callable[[], Perception],
         planner_config: PlannerConfig,
         gains: ControlGains,
         *,
-        privileged: bool,
         name: str,
     ) -> None:
         super().__init__(scenario)
         self.name = name
-        self.privileged = privileged
         self.perception_factory = perception_factory
         self.planner = Planner(planner_config, scenario.dt)
         self.controller = Controller(gains)
         self._perception: dict[int, Perception] = {}
         self._state: dict[int, PlannerState] = {}
         self._explained: dict[int, dict[str, Any]] = {}
+        self._perception[0] = perception_factory()
+        self.privileged = self._perception[0].privileged
 
     def reset(self, seed: int | None = None, slot: int = 0) -> None:
         perception = self._perception.get(slot)
