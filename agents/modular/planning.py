@@ -121,6 +121,8 @@ class Plan:
         leader_gap: bumper gap [m] to the vehicle ahead that limits the speed (inf if none).
         leader_speed: its speed [m/s] (nan if none).
         lateral_offset: ego offset [m] from the current lane's centre (positive = right).
+        incentives: MOBIL gain [m/s²] of changing ``"left"`` / ``"right"`` when a change was
+            considered this step (``-inf``: unsafe).
     """
 
     decision: str
