@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_warn
 
 from agents.cnn_agent import CnnAgent
 from driving.metrics import episode_metrics
@@ -97,7 +98,12 @@ class ClosedLoopValidation(pl.Callback):
         ]
         root = Path(trainer.log_dir or trainer.default_root_dir)
         path = root / "videos" / f"closed_loop_epoch{trainer.current_epoch:03d}.mp4"
-        write_video(path, images, fps=fps)
+        try:
+            write_video(path, images, fps=fps)
+        except Exception as exc:  # a machine without an mp4 encoder must not end the training
+            path.unlink(missing_ok=True)
+            rank_zero_warn(f"closed-loop video skipped: cannot write {path}: {exc}")
+            return
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_video("closed_loop/video", [str(path)], step=trainer.global_step)
