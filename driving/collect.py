@@ -172,6 +172,8 @@ def collect(
     except BaseException:  # Ctrl-C, a failed worker: keep the episodes that did finish
         flush()
         raise
+    finally:
+        episodes.close()  # stop the environment workers now, not at garbage collection
     flush()
     return written[0], written[1]
 

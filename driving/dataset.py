@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import fcntl
 import functools
 import hashlib
@@ -123,6 +124,23 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _write_array(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` as ``.npy`` at ``path`` and flush it to disk.
+
+    numpy reports a short write (a full disk) as an ``OSError`` without an errno; it is raised
+    again as ``ENOSPC`` naming the file, so callers can tell a full disk from other failures.
+    """
+    try:
+        with open(path, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        if exc.errno is None and shutil.disk_usage(path.parent).free < array.nbytes:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
+        raise
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -602,11 +620,12 @@ class DatasetWriter:
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
-        for f in FIELDS:
-            with open(tmp / f"{f.name}.npy", "wb") as fh:
-                np.save(fh, arrays[f.name], allow_pickle=False)
-                fh.flush()
-                os.fsync(fh.fileno())
+        try:
+            for f in FIELDS:
+                _write_array(tmp / f"{f.name}.npy", arrays[f.name])
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written stays behind
+            raise
         _fsync_dir(tmp)
         sha = {f.name: _sha256(tmp / f"{f.name}.npy") for f in FIELDS}
         size = sum((tmp / f"{f.name}.npy").stat().st_size for f in FIELDS)

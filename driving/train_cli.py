@@ -30,6 +30,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from driving.bc_module import BehaviourCloning
 from driving.callbacks import NanGuard, NonFiniteLossError, PredictionWriter
+from driving.checkpoint_io import AtomicCheckpointIO
 from driving.datamodule import DemoDataModule
 from driving.wandb_setup import default_wandb_mode
 
@@ -66,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             DemoDataModule,
             args=args,
             save_config_kwargs={"overwrite": True},
-            trainer_defaults={"callbacks": [NanGuard()]},
+            trainer_defaults={"callbacks": [NanGuard()], "plugins": [AtomicCheckpointIO()]},
             parser_kwargs={"exit_on_error": False},
             auto_configure_optimizers=False,
             run=True,

@@ -6,17 +6,28 @@ process, a full disk, a hostile file) and checks the outcome.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
+import random
+import shutil
 import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import yaml
 
 from agents.registry import make_agent
+from driving.dataset import FIELDS, DemoDataset
 from driving.rollout import WorkerFailure, iter_episodes, rollout
 from envs.scenarios import get_scenario
-from tests.conftest import TINY
+from tests.conftest import REPO, TINY, assert_one_line_error, run_driving
+from tests.fault_callbacks import optimizer_digest
 
 pytestmark = pytest.mark.faults
 
@@ -81,3 +92,281 @@ def test_a_killed_worker_stops_the_run_cleanly_by_default():
     assert 13 not in {ep.seed for ep in finished}
     assert 13 not in info.value.interrupted
     assert not multiprocessing.active_children(), "workers left running"
+
+
+# -- collection killed at random moments ---------------------------------------------------------
+
+
+def _collect_args(out: Path, episodes: int = 6) -> list[str]:
+    return [
+        "collect", "--agent", "idm", "--episodes", str(episodes), "--workers", "2",
+        "--shard-episodes", "1", "--noise-steer", "0.05", "--overrides", json.dumps(TINY),
+        "--out", str(out), "--quiet",
+    ]  # fmt: skip
+
+
+def _same_dataset(a: Path, b: Path) -> None:
+    x, y = DemoDataset(a), DemoDataset(b)
+    assert len(x) == len(y) > 0
+    for f in FIELDS:
+        assert getattr(x, f.name).tobytes() == getattr(y, f.name).tobytes(), f.name
+
+
+def test_collection_killed_at_random_moments_resumes_to_the_same_dataset(driving_cli, tmp_path):
+    reference = tmp_path / "reference"
+    assert driving_cli(_collect_args(reference)).returncode == 0
+    out = tmp_path / "killed"
+    rng = random.Random(7)
+    kills = 0
+    for attempt in range(4):
+        args = _collect_args(out) + (["--resume"] if (out / "manifest.json").exists() else [])
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "driving.cli", *args], cwd=REPO,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60  # kill at a random moment once it is collecting
+        while proc.poll() is None and not (out / "manifest.json").exists():
+            assert time.monotonic() < deadline, "collection never started"
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.5))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=60)
+        if (out / "manifest.json").exists():  # every finished shard is intact after each kill
+            verify = driving_cli(["data", "verify", str(out)])
+            assert verify.returncode == 0, verify.stdout + verify.stderr
+        if attempt == 0:
+            assert kills == 1, "the first run finished before it could be killed"
+    assert kills >= 2
+    final = driving_cli([*_collect_args(out), "--resume"])
+    assert final.returncode == 0, final.stderr
+    _same_dataset(reference, out)
+    assert not list((out / "shards").glob(".tmp*")), "temporary shards left behind"
+
+
+# -- disk full --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real size-limited filesystem (tmpfs), remountable to another size; skipped where the
+    test may not mount one."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["mount", *args], capture_output=True, text=True)
+
+    if os.geteuid() != 0 or run("-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)).returncode:
+        pytest.skip("needs permission to mount a tmpfs")
+
+    def resize(megabytes: float) -> None:
+        kib = int(megabytes * 1024)
+        assert run("-o", f"remount,size={kib}k", str(mount)).returncode == 0
+
+    yield mount, resize
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_disk_full_during_collection_keeps_the_dataset_and_resumes(
+    driving_cli, tmp_path, small_disk
+):
+    mount, resize = small_disk
+    reference = tmp_path / "reference"
+    assert driving_cli(_collect_args(reference)).returncode == 0
+    out = mount / "data"
+    resize(2)
+    full = driving_cli(_collect_args(out))  # 6 episodes of ~0.6 MB do not fit in 2 MB
+    assert full.returncode == 1, full.stderr
+    assert "Traceback" not in full.stderr
+    assert "disk full" in full.stderr.strip().splitlines()[-1]
+    verify = driving_cli(["data", "verify", str(out)])
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    kept = DemoDataset(out).episodes()
+    assert 0 < len(kept) < 6
+    resize(64)
+    resumed = driving_cli([*_collect_args(out), "--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    _same_dataset(reference, out)
+
+
+def _train_config(tmp_path: Path, data: Path, run: Path, epochs: int, extra_callbacks=()) -> Path:
+    config = {
+        "seed_everything": 0,
+        "trainer": {
+            "max_epochs": epochs,
+            "default_root_dir": str(run),
+            "enable_progress_bar": False,
+            "logger": False,
+            "callbacks": [
+                {
+                    "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                    "init_args": {
+                        "dirpath": str(run / "checkpoints"),
+                        "save_last": True,
+                        "save_top_k": 0,
+                        "every_n_train_steps": 2,
+                    },
+                },
+                *extra_callbacks,
+            ],
+        },
+        "model": {"network": {"width": 0.25}, "schedule": "constant"},
+        "data": {"root": str(data), "batch_size": 4, "val_fraction": 0.0},
+    }
+    path = tmp_path / f"train-{epochs}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("faults") / "data"
+    result = run_driving(_collect_args(root, episodes=4))
+    assert result.returncode == 0, result.stderr
+    return root
+
+
+def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(
+    driving_cli, tmp_path, small_disk, tiny_data
+):
+    mount, resize = small_disk
+    run = mount / "run"
+    resize(64)
+    first = driving_cli(["fit", "--config", str(_train_config(tmp_path, tiny_data, run, 1))])
+    assert first.returncode == 0, first.stderr[-2000:]
+    last = run / "checkpoints" / "last.ckpt"
+    before = last.read_bytes()
+    used = sum(p.stat().st_size for p in mount.rglob("*") if p.is_file())
+    resize((used + 200_000) / 2**20)  # room for much less than another checkpoint
+    again = driving_cli(
+        ["fit", "--config", str(_train_config(tmp_path, tiny_data, run, 2)),
+         "--ckpt_path", str(last)]
+    )  # fmt: skip
+    assert again.returncode == 1, again.stderr[-2000:]
+    assert "Traceback" not in again.stderr
+    assert "disk full" in again.stderr.strip().splitlines()[-1]
+    assert last.read_bytes() == before  # the previous checkpoint is intact, and still loads
+    torch.load(last, map_location="cpu", weights_only=True)
+
+
+# -- training killed mid-epoch -------------------------------------------------------------------
+
+
+def test_training_killed_mid_epoch_resumes_with_the_same_step_and_optimizer(
+    driving_cli, tmp_path, tiny_data
+):
+    run = tmp_path / "run"
+    slow = {"class_path": "tests.fault_callbacks.SlowSteps", "init_args": {"seconds": 0.3}}
+    config = _train_config(tmp_path, tiny_data, run, 50, [slow])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "driving.cli", "fit", "--config", str(config)],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    last = run / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not last.exists():
+        time.sleep(0.2)
+    time.sleep(1.0)  # a few more steps, then mid-epoch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert last.exists(), "no checkpoint was written before the kill"
+    saved = torch.load(last, map_location="cpu", weights_only=True)
+    record = tmp_path / "resumed.json"
+    probe = {"class_path": "tests.fault_callbacks.RecordResume", "init_args": {"path": str(record)}}
+    resumed = driving_cli(
+        ["fit", "--config", str(_train_config(tmp_path, tiny_data, run, 1, [probe])),
+         "--trainer.max_epochs", str(saved["epoch"] + 2), "--ckpt_path", str(last)]
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    state = json.loads(record.read_text())
+    assert state["global_step"] == saved["global_step"] > 0
+    assert state["optimizer_digest"] == optimizer_digest(saved["optimizer_states"][0])
+
+
+# -- hostile and broken files --------------------------------------------------------------------
+
+
+class _Payload:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_checkpoint_with_a_pickle_payload_is_refused_without_running_it(driving_cli, tmp_path):
+    marker = tmp_path / "payload-ran"
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "policy": _Payload(marker)}, evil)
+    result = driving_cli(["evaluate", "--agent", f"cnn:{evil}", "--episodes", "1",
+                          "--out", str(tmp_path / "o")])  # fmt: skip
+    assert_one_line_error(result, "evil.ckpt")
+    assert not marker.exists(), "the pickle payload ran"
+
+
+@pytest.fixture(scope="module")
+def real_checkpoint(tmp_path_factory, tiny_data) -> Path:
+    tmp = tmp_path_factory.mktemp("ckpt")
+    run = tmp / "run"
+    result = run_driving(["fit", "--config", str(_train_config(tmp, tiny_data, run, 1))])
+    assert result.returncode == 0, result.stderr[-2000:]
+    return run / "checkpoints" / "last.ckpt"
+
+
+def test_truncated_checkpoint_is_a_one_line_error(driving_cli, tmp_path, real_checkpoint):
+    cut = tmp_path / "cut.ckpt"
+    cut.write_bytes(real_checkpoint.read_bytes()[:5000])
+    result = driving_cli(["evaluate", "--agent", f"cnn:{cut}", "--episodes", "1",
+                          "--out", str(tmp_path / "o")])  # fmt: skip
+    assert_one_line_error(result, "cut.ckpt")
+
+
+def _copy_dataset(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    (dst / "writer.lock").unlink(missing_ok=True)
+    return dst
+
+
+@pytest.mark.parametrize(
+    ("damage", "needle"),
+    [
+        ("dtype", "frames.npy"),
+        ("shape", "frames.npy"),
+        ("manifest-key", "manifest.json"),
+    ],
+)
+def test_broken_dataset_files_are_one_line_errors(driving_cli, tmp_path, tiny_data, damage,
+                                                  needle):  # fmt: skip
+    data = _copy_dataset(tiny_data, tmp_path / "data")
+    shard = data / "shards" / "shard-00000"
+    frames = np.load(shard / "frames.npy", allow_pickle=False)
+    if damage == "dtype":
+        np.save(shard / "frames.npy", frames.astype(np.float32), allow_pickle=False)
+    elif damage == "shape":
+        np.save(shard / "frames.npy", frames[:, :, :10], allow_pickle=False)
+    else:
+        manifest = json.loads((data / "manifest.json").read_text())
+        del manifest["observation"]
+        (data / "manifest.json").write_text(json.dumps(manifest))
+    config = _train_config(tmp_path, data, tmp_path / "run", 1)
+    for args in (["data", "info", str(data)], ["fit", "--config", str(config)]):
+        assert_one_line_error(driving_cli(args), needle)
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        ({"model": {"no_such_option": 1}}, "no_such_option"),
+        ({"model": {"lr": "fast"}}, "lr"),
+        ({"trainer": {"max_epochs": "many"}}, "max_epochs"),
+    ],
+)
+def test_bad_training_config_is_a_one_line_error(driving_cli, tmp_path, tiny_data, edit, needle):
+    config = yaml.safe_load(_train_config(tmp_path, tiny_data, tmp_path / "run", 1).read_text())
+    for section, values in edit.items():
+        config[section].update(values)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert_one_line_error(driving_cli(["fit", "--config", str(path)]), needle)
