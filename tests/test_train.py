@@ -367,3 +367,20 @@ def test_bad_yaml_key_is_a_one_line_error(dataset, tmp_path):
     text["data"]["batchsize"] = 3
     config.write_text(yaml.safe_dump(text))
     assert_one_line_error(run_driving(["fit", "--config", str(config)], cwd=tmp_path), "batchsize")
+
+
+def test_shipped_gpu_config_parses(dataset, tmp_path):
+    result = run_driving(
+        [
+            "fit",
+            "--config",
+            str(REPO / "experiments/bc_gpu.yaml"),
+            "--data.root",
+            str(dataset),
+            "--print_config",
+        ],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = yaml.safe_load(result.stdout)
+    assert config["trainer"]["precision"] == "bf16-mixed" and config["model"]["channels_last"]
