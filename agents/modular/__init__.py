@@ -30,14 +30,14 @@ def settings_for(scenario: Scenario, vision: bool = False) -> tuple[PlannerConfi
     """Planner settings and controller gains for ``scenario`` (``vision``: for modular-vision).
 
     Steer-only scenarios (racetrack) drive at the environment's cruise speed, so slower cars
-    ahead can only be passed (the planner's IDM braking becomes the lane-change incentive); they
-    get a shorter look-ahead and a higher lateral-acceleration cap for the tight curves.
+    ahead can only be passed (``can_brake=False``: the planner dodges them); they get a shorter
+    look-ahead and a higher lateral-acceleration cap for the tight curves.
     """
     planner, gains = PlannerConfig(), ControlGains()
     if vision:
         gains = replace(gains, **VISION_LOOKAHEAD)
     if scenario.action.mode == "steer":
-        planner = replace(planner, cruise_speed=scenario.action.cruise_speed)
+        planner = replace(planner, cruise_speed=scenario.action.cruise_speed, can_brake=False)
         gains = replace(gains, max_lateral_accel=12.0, lookahead_time=0.3, lookahead_min=3.0)
     return planner, gains
 

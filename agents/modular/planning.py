@@ -65,6 +65,10 @@ class PlannerConfig:
         view_ahead: vehicles farther ahead [m] than this are ignored.
         cut_in_horizon: for lane-change safety, a car also occupies the lanes its lateral
             velocity takes it into within this many seconds [s] (cut-ins, merging cars).
+        can_brake: False when the environment holds the speed (steer-only tasks): then the car
+            dodges a slower car by changing to the lane with the longest time to collision as
+            soon as its own falls under ``evade_time`` [s], and never aborts such a change.
+        evade_time: see ``can_brake``.
         safety_clearance: for lane-change safety, a car also occupies a lane when it is less
             than this [m] from its edge.
         leave_ending_lane_gain: incentive [m/s²] added to leaving a lane that ends (merges
@@ -93,6 +97,8 @@ class PlannerConfig:
     view_ahead: float = 80.0
     leave_ending_lane_gain: float = 2.0
     cut_in_horizon: float = 1.0
+    can_brake: bool = True
+    evade_time: float = 3.0
     safety_clearance: float = 0.3
 
 
@@ -164,8 +170,9 @@ class _Lane:
     s_ego: float
     d_ego: float
     # (bumper gap [m], + ahead / - behind; the vehicle; how it occupies the lane: 0 overlaps it
-    # now, 1 will within the cut-in horizon, 2 is within the safety clearance of its edge)
-    occupants: list[tuple[float, Detection, int]]
+    # now, 1 will within the cut-in horizon, 2 is within the safety clearance of its edge;
+    # whether it overlaps the lane at the end of the cut-in horizon)
+    occupants: list[tuple[float, Detection, int, bool]]
     ends: bool = False  # it merges into a neighbour within the centre lines' reach
 
     @property
@@ -175,13 +182,27 @@ class _Lane:
 
     def leader(self, level: int = 1) -> tuple[float, Detection | None]:
         """(gap, vehicle) of the nearest occupant ahead of occupancy ``level`` or lower."""
-        ahead = [(g, d) for g, d, k in self.occupants if d.x > 0 and k <= level]
+        ahead = [(g, d) for g, d, k, _ in self.occupants if d.x > 0 and k <= level]
         return min(ahead, key=lambda item: item[0]) if ahead else (math.inf, None)
 
     def follower(self, level: int = 1) -> tuple[float, Detection | None]:
         """(gap, vehicle) of the nearest occupant behind of occupancy ``level`` or lower."""
-        behind = [(-g, d) for g, d, k in self.occupants if d.x <= 0 and k <= level]
+        behind = [(-g, d) for g, d, k, _ in self.occupants if d.x <= 0 and k <= level]
         return min(behind, key=lambda item: item[0]) if behind else (math.inf, None)
+
+    def time_to_collision(self, speed: float) -> float:
+        """Seconds [s] until the ego car, at ``speed`` and unable to brake, reaches the nearest
+        car that will be in this lane at the end of the cut-in horizon (inf if none); 0 if a
+        car will be alongside."""
+        ttc = math.inf
+        for g, d, _, later in self.occupants:
+            if not later:
+                continue
+            if (g < 0) if d.x > 0 else (g > 0):
+                return 0.0
+            if d.x > 0 and speed > d.vx:
+                ttc = min(ttc, g / (speed - d.vx))
+        return ttc
 
 
 class Planner:
@@ -202,7 +223,9 @@ class Planner:
         dets = [d for d in percept.detections if d.x <= self.config.view_ahead]
         h = self.config.cut_in_horizon
         points = np.array(
-            [[0.0, 0.0]] + [[d.x, d.y] for d in dets] + [[d.x, d.y + h * d.vy] for d in dets]
+            [[0.0, 0.0]]
+            + [[d.x, d.y] for d in dets]
+            + [[d.x + h * d.vx, d.y + h * d.vy] for d in dets]
         )
         n = len(dets)
         for lane in percept.lanes:
@@ -220,7 +243,8 @@ class Planner:
                 if now or near or later:
                     gap = s - s_ego
                     gap -= math.copysign((det.length + EGO_LENGTH_M) / 2, gap)
-                    occupants.append((float(gap), det, 0 if now else 1 if later else 2))
+                    level = 0 if now else 1 if later else 2
+                    occupants.append((float(gap), det, level, later))
             out.append(_Lane(lane, s_ego, d_ego, occupants))
         _mark_ending(out)
         return out
@@ -233,6 +257,10 @@ class Planner:
         if leader is None:
             return idm_accel(speed, desired, math.inf, 0.0, self.config), math.inf, math.nan
         return idm_accel(speed, desired, max(gap, 0.0), leader.vx, self.config), gap, leader.vx
+
+    def _cornered(self, lane: _Lane, speed: float) -> bool:
+        """Whether a car that cannot brake must leave ``lane`` (its time to collision is short)."""
+        return lane.time_to_collision(speed) < self.config.evade_time
 
     def _safe(
         self, lane: _Lane, speed: float, desired: float, started: bool = False
@@ -306,13 +334,29 @@ class Planner:
             if target == current and abs(lanes[target].d_ego) < 0.5:
                 state.origin_offset, origin = None, None  # done
                 state.cooldown = cfg.change_cooldown
-            elif not safe and not crossed and origin is not None and origin != target:
+            elif (
+                not safe
+                and cfg.can_brake
+                and not crossed
+                and origin is not None
+                and origin != target
+            ):
                 target, origin = origin, None
                 state.origin_offset = None
                 state.cooldown = cfg.change_cooldown
                 decision = "abort change"
             else:
                 decision = "change right" if lanes[target].centre_offset > 0 else "change left"
+        elif cfg.lane_changes and not cfg.can_brake and self._cornered(lanes[current], speed):
+            # no brakes: dodge into the neighbour lane that leaves the most time
+            best = max(
+                (j for j in (current - 1, current, current + 1) if 0 <= j < len(lanes)),
+                key=lambda j: (lanes[j].time_to_collision(speed), j == current),
+            )
+            if best != current:
+                decision = "change right" if best > current else "change left"
+                state.origin_offset = lanes[current].centre_offset
+                origin, target = current, best
         elif cfg.lane_changes and state.cooldown <= 0.0:
             here, _, _ = self._accel_in(lanes[current], speed, desired)
             best, best_gain = current, 0.0
