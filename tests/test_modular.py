@@ -67,6 +67,13 @@ def test_a_blocked_lane_is_not_chosen_for_a_lane_change():
     assert stuck.incentives == {"left": -math.inf, "right": -math.inf}
 
 
+def test_without_brakes_the_car_dodges_a_slower_car():
+    planner = Planner(PlannerConfig(can_brake=False, cruise_speed=10.0), dt=0.2)
+    slow_ahead = Detection(10.0, 0.0, vx=6.0)  # 5 m gap closing at 4 m/s: 1.25 s
+    p = planner.plan(Percept([slow_ahead], straight_lanes(1, count=2), 1, 10.0), PlannerState())
+    assert p.decision == "change left" and p.target_lane == 0
+
+
 def test_the_reference_path_follows_the_target_lane():
     p = plan([Detection(12.0, 0.0, vx=15.0), Detection(0.5, -4.0, vx=25.0)])
     assert p.target_lane == 2 and p.lane == 1
