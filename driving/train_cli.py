@@ -21,6 +21,7 @@ on stderr with exit status 2; a NaN/inf loss stops training with one line and ex
 
 from __future__ import annotations
 
+import argparse
 import sys
 import warnings
 from collections.abc import Sequence
@@ -37,8 +38,6 @@ from driving.checkpoint_io import AtomicCheckpointIO
 from driving.datamodule import DemoDataModule
 from driving.wandb_setup import default_wandb_mode
 
-SUBCOMMANDS = ("fit", "validate", "test", "predict")
-
 
 class DrivingCLI(LightningCLI):
     """LightningCLI with the data -> model spec link, the prediction writer and checkpoints
@@ -53,10 +52,6 @@ class DrivingCLI(LightningCLI):
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # not a user's own plugin
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         return trainer
-
-
-class _ConfigError(Exception):
-    """A jsonargparse error, to be shown as one line."""
 
 
 def _one_line(message: str) -> str:
@@ -85,15 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NonFiniteLossError as exc:
         print(f"driving {command}: error: {exc}", file=sys.stderr)
         return 1
-    except Exception as exc:
-        if type(exc).__name__ != "ArgumentError" and not _is_argparse_error(exc):
-            raise
+    except argparse.ArgumentError as exc:  # jsonargparse's, with exit_on_error=False
         print(f"driving {command}: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     return 0
-
-
-def _is_argparse_error(exc: BaseException) -> bool:
-    import argparse
-
-    return isinstance(exc, argparse.ArgumentError)
