@@ -143,3 +143,12 @@ def test_ddp_processes_collect_disjoint_seeds(driving_cli, tmp_path):
     assert sorted(by_rank) == [0, 1]
     assert not by_rank[0] & by_rank[1]
     assert by_rank[0] | by_rank[1] == set(range(50_000, 50_004))
+
+
+def test_shipped_dagger_config_parses_and_names_the_callback(driving_cli):
+    result = driving_cli(["fit", "--config", "experiments/dagger_highway.yaml", "--print_config"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    printed = yaml.safe_load(result.stdout)
+    names = [c["class_path"] for c in printed["trainer"]["callbacks"]]
+    assert "driving.dagger.DAgger" in names
+    assert printed["trainer"]["reload_dataloaders_every_n_epochs"] == 1
