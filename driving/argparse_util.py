@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from envs.errors import UserError
@@ -16,6 +17,39 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
         raise SystemExit(2)
+
+
+def add_episode_arguments(parser: argparse.ArgumentParser, seeds_help: str) -> None:
+    """``--scenario``, ``--episodes``, ``--seeds`` and ``--workers``, shared by the commands
+    that drive episodes."""
+    from envs.scenarios import SCENARIOS
+
+    parser.add_argument(
+        "--scenario", default="highway", help=f"scenario name ({', '.join(SCENARIOS)})"
+    )
+    parser.add_argument("--episodes", type=positive_int, help="number of episodes")
+    parser.add_argument("--seeds", help=seeds_help)
+    parser.add_argument(
+        "--workers", type=positive_int, default=1, help="parallel environments (subprocesses)"
+    )
+
+
+def add_override_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--overrides JSON`` and ``--overrides-file PATH`` (merged by :func:`load_overrides`)."""
+    parser.add_argument(
+        "--overrides",
+        type=json_object,
+        help="highway-env config overrides as JSON, e.g. '{\"vehicles_count\": 20}'",
+    )
+    parser.add_argument("--overrides-file", help="YAML/JSON file of overrides")
+
+
+def apply_flags(config: Any, args: argparse.Namespace, names: Sequence[str]) -> None:
+    """Set each of ``names`` on ``config`` from ``args`` where the flag was given (not None)."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None:
+            setattr(config, name, value)
 
 
 def positive_int(text: str) -> int:

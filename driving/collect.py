@@ -32,7 +32,12 @@ import numpy as np
 
 from agents.base import Agent
 from agents.registry import make_agent
-from driving.argparse_util import ArgumentParser, json_object, load_overrides, positive_int
+from driving.argparse_util import (
+    ArgumentParser,
+    add_override_arguments,
+    load_overrides,
+    positive_int,
+)
 from driving.dataset import MANIFEST, DatasetWriter, check_new_root
 from driving.rollout import ActionMixer, Episode, WorkerFailure, iter_episodes
 from envs.errors import UserError
@@ -199,12 +204,7 @@ def build_parser() -> ArgumentParser:
         "--workers", type=positive_int, default=1, help="parallel environments (subprocesses)"
     )
     parser.add_argument("--out", required=True, type=Path, help="dataset folder")
-    parser.add_argument(
-        "--overrides",
-        type=json_object,
-        help="highway-env config overrides as JSON, e.g. '{\"vehicles_count\": 20}'",
-    )
-    parser.add_argument("--overrides-file", help="YAML/JSON file of overrides")
+    add_override_arguments(parser)
     parser.add_argument(
         "--noise-steer", type=_std, help="DART: std of Gaussian noise on the executed steering"
     )

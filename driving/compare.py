@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 
 from agents.registry import make_agent
-from driving.argparse_util import ArgumentParser, positive_int
+from driving.argparse_util import ArgumentParser, apply_flags, positive_int
 from driving.comparison_table import print_comparison
 from driving.evaluate import evaluate_agent, write_evaluation
 from driving.report import write_report
@@ -203,14 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-wandb", action="store_true", help="do not log to W&B")
     args = parser.parse_args(argv)
     config = load_config(args.config)
-    if args.episodes:
-        config.episodes = args.episodes
-    if args.workers:
-        config.workers = args.workers
+    apply_flags(config, args, ("episodes", "workers", "out"))
     if args.agents:
         config.agents = [a.strip() for a in args.agents.split(",") if a.strip()]
-    if args.out:
-        config.out = args.out
     if args.no_wandb:
         config.wandb = False
     command = "driving compare " + shlex.join(list(argv if argv is not None else sys.argv[2:]))

@@ -53,7 +53,7 @@ from typing import Any
 import yaml
 
 from agents.registry import make_agent
-from driving.argparse_util import ArgumentParser, positive_int
+from driving.argparse_util import ArgumentParser, apply_flags, positive_int
 from driving.collect import DartNoise, collect
 from driving.compare import CompareConfig, run_compare
 from driving.dagger import policy_checkpoint
@@ -267,12 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", help="override the output folder")
     args = parser.parse_args(argv)
     config = load_curve_config(args.config)
-    if args.episodes:
-        config.episodes = args.episodes
-    if args.workers:
-        config.workers = args.workers
-    if args.out:
-        config.out = args.out
+    apply_flags(config, args, ("episodes", "workers", "out"))
     command = "driving curve " + shlex.join(list(argv if argv is not None else sys.argv[2:]))
     run_curve(config, command)
     return 0

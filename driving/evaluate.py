@@ -8,6 +8,7 @@ versions), and prints the aggregate table.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import datetime as dt
 import json
@@ -22,13 +23,18 @@ from typing import Any
 
 from agents.base import Agent
 from agents.registry import make_agent
-from driving.argparse_util import ArgumentParser, json_object, load_overrides, positive_int
+from driving.argparse_util import (
+    ArgumentParser,
+    add_episode_arguments,
+    add_override_arguments,
+    load_overrides,
+)
 from driving.metrics import METRICS, episode_metrics
 from driving.rollout import iter_episodes
 from driving.stats import summarize
 from driving.versions import package_versions
 from envs.errors import UserError
-from envs.scenarios import SCENARIOS, Scenario, SeedRange, get_scenario
+from envs.scenarios import Scenario, SeedRange, get_scenario
 
 
 @dataclass
@@ -161,26 +167,13 @@ def build_parser() -> ArgumentParser:
         required=True,
         help="agent spec: random, keep-lane, idm, modular-oracle, modular-vision, cnn:PATH",
     )
-    parser.add_argument(
-        "--scenario", default="highway", help=f"scenario name ({', '.join(SCENARIOS)})"
+    add_episode_arguments(
+        parser, "seed range A:B (half-open); default: the scenario's held-out evaluation range"
     )
-    parser.add_argument("--episodes", type=positive_int, help="number of episodes")
-    parser.add_argument(
-        "--seeds",
-        help="seed range A:B (half-open); default: the scenario's held-out evaluation range",
-    )
-    parser.add_argument(
-        "--workers", type=positive_int, default=1, help="parallel environments (subprocesses)"
-    )
-    parser.add_argument(
-        "--overrides",
-        type=json_object,
-        help="highway-env config overrides as JSON, e.g. '{\"vehicles_count\": 20}'",
-    )
-    parser.add_argument("--overrides-file", help="YAML/JSON file of overrides")
+    add_override_arguments(parser)
     parser.add_argument(
         "--fast",
-        action=__import__("argparse").BooleanOptionalAction,
+        action=argparse.BooleanOptionalAction,
         default=None,
         help="use the accelerated simulation (default: the project default)",
     )

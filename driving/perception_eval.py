@@ -28,11 +28,16 @@ import numpy as np
 from agents.modular.perception import Detection, OraclePerception, Percept, project
 from agents.modular.vision import VisionPerception
 from agents.registry import make_agent
-from driving.argparse_util import ArgumentParser, json_object, load_overrides, positive_int
+from driving.argparse_util import (
+    ArgumentParser,
+    add_episode_arguments,
+    add_override_arguments,
+    load_overrides,
+)
 from driving.evaluate import choose_seeds
 from driving.rollout import StepEvent, iter_episodes
 from driving.stats import wilson_interval
-from envs.scenarios import SCENARIOS, Scenario, get_scenario
+from envs.scenarios import Scenario, get_scenario
 
 AHEAD_RANGE_M = 30.0
 """The 'cars ahead' subset: ground-truth cars with ``0 < x <= AHEAD_RANGE_M``."""
@@ -221,16 +226,8 @@ def build_parser() -> ArgumentParser:
         "held-out frames: detection precision/recall and position error, overall and for cars "
         f"within {AHEAD_RANGE_M:.0f} m ahead.",
     )
-    parser.add_argument(
-        "--scenario", default="highway", help=f"scenario name ({', '.join(SCENARIOS)})"
-    )
-    parser.add_argument("--episodes", type=positive_int, help="number of episodes")
-    parser.add_argument(
-        "--seeds",
-        help="seed range A:B (half-open); default: the scenario's held-out evaluation range",
-    )
-    parser.add_argument(
-        "--workers", type=positive_int, default=1, help="parallel environments (subprocesses)"
+    add_episode_arguments(
+        parser, "seed range A:B (half-open); default: the scenario's held-out evaluation range"
     )
     parser.add_argument(
         "--driver", default="modular-oracle", help="agent that drives while frames are scored"
@@ -238,12 +235,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument(
         "--gate", type=float, default=2.5, help="largest matching distance [m] (default 2.5)"
     )
-    parser.add_argument(
-        "--overrides",
-        type=json_object,
-        help="highway-env config overrides as JSON, e.g. '{\"vehicles_count\": 20}'",
-    )
-    parser.add_argument("--overrides-file", help="YAML/JSON file of overrides")
+    add_override_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
