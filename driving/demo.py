@@ -8,7 +8,7 @@
    seeds (``driving compare``), print the comparison table and write ``report.md``.
 
 Every step is the same code path as the command named beside it, and the whole run takes
-about a quarter of an hour on 2 CPU cores (collection and evaluation use the accelerated
+about 6.5 minutes on 2 CPU cores after setup (collection and evaluation use the accelerated
 simulation).
 """
 
