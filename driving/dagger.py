@@ -44,7 +44,7 @@ import torch.distributed as dist
 
 from agents.cnn_agent import CnnAgent
 from agents.registry import make_agent
-from driving.dataset import DatasetWriter
+from driving.dataset import DatasetWriter, read_manifest
 from driving.rollout import Episode, iter_episodes
 from envs.errors import UserError
 
@@ -177,8 +177,9 @@ class DAgger(pl.Callback):
         policy_path = policy_checkpoint(trainer.default_root_dir, round_)
         trainer.save_checkpoint(policy_path)  # collective under DDP; rank 0 writes
         seeds = self.round_seeds(scenario.train_seeds, round_)
-        done = set(DatasetWriter.open(root).done_seeds()) if trainer.is_global_zero else set()
+        done = set(read_manifest(root)["seeds"]["done"]) if trainer.is_global_zero else set()
         done = _broadcast(done)
+        labels_before = datamodule.expert_labels
         mine = [s for s in seeds[trainer.global_rank :: trainer.world_size] if s not in done]
         beta = self.beta(round_)
         policy = CnnAgent(scenario, pl_module.network, pl_module.policy_record())
@@ -209,12 +210,11 @@ class DAgger(pl.Callback):
         trainer.strategy.barrier("dagger-round")
         self.rounds_done = round_
         datamodule.reload()
-        frames = sum(e.steps for part in parts for e in part)
         pl_module.log_dict(
             {
                 "dagger/round": float(round_),
                 "dagger/beta": beta,
-                "dagger/frames_added": float(frames),
+                "dagger/frames_added": float(datamodule.expert_labels - labels_before),
                 "dagger/expert_labels": float(datamodule.expert_labels),
             },
             sync_dist=True,  # the same on every process
