@@ -262,7 +262,11 @@ class WorkerFailure(RuntimeError):
 
     def __init__(self, failed: dict[int, str], interrupted: list[int]) -> None:
         seeds = ", ".join(f"{seed} ({reason})" for seed, reason in failed.items())
-        super().__init__(f"environment worker failed on seed {seeds}")
+        super().__init__(
+            f"environment worker failed on seed {seeds}"
+            if failed
+            else "an idle environment worker failed; no episode was lost"
+        )
         self.failed = failed
         self.interrupted = interrupted
 
@@ -283,16 +287,20 @@ class _Counter:
 
 
 def _failed_slots(vec: gymnasium.vector.VectorEnv, active: list[int]) -> list[int]:
-    """The slots whose worker died or reported an error (all of them in-process)."""
+    """The running slots whose worker died or reported an error.
+
+    In-process, every running slot is suspect. With subprocesses, a dead worker whose slot had
+    no running episode (it had finished) costs no episode: the others are only interrupted.
+    When no worker is found dead, every running slot is suspect.
+    """
     if not isinstance(vec, AsyncVectorEnv):
         return list(active)
-    failed = []
-    for slot in active:
-        process = vec.processes[slot]
+    dead = []
+    for slot, process in enumerate(vec.processes):
         process.join(timeout=1.0)  # a worker that raised exits right after reporting it
         if vec.parent_pipes[slot] is None or process.exitcode is not None:
-            failed.append(slot)
-    return failed or list(active)
+            dead.append(slot)
+    return [s for s in dead if s in active] if dead else list(active)
 
 
 def _describe_exit(vec: gymnasium.vector.VectorEnv, slot: int, exc: BaseException) -> str:
@@ -424,7 +432,12 @@ def _drive(
             try:
                 obs_new, info_new = vec.reset(seed=new_seeds, options={"reset_mask": mask})
             except Exception as exc:
-                raise _failure(vec, list(restart), new_seeds, exc) from exc
+                current = [
+                    new_seeds[s] if mask[s] else (r.seed if r else None)
+                    for s, r in enumerate(running)
+                ]
+                busy = [s for s, seed in enumerate(current) if seed is not None]
+                raise _failure(vec, busy, current, exc) from exc
             infos_new = unbatch_info(info_new, n_envs)
             obs = obs.copy()
             for slot in restart:
