@@ -98,17 +98,12 @@ def bare_loop(
     return samples / (time.perf_counter() - start)
 
 
-def lightning_loop(
-    module: BehaviourCloning, data: DemoDataModule, steps: int, warmup: int, precision: str
-) -> float:
-    """Samples/s of ``Trainer.fit`` over the same data after ``warmup`` steps."""
-    clock = _StepClock(warmup)
-    trainer = pl.Trainer(
+def _trainer(precision: str, clock: pl.Callback, **limits: int) -> pl.Trainer:
+    """A bare Lightning trainer for timing: no logging, checkpoints, validation or bars."""
+    return pl.Trainer(
         accelerator="auto",
         devices=1,
         precision=precision,
-        max_steps=warmup + steps,
-        max_epochs=-1,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -116,28 +111,23 @@ def lightning_loop(
         limit_val_batches=0,
         num_sanity_val_steps=0,
         callbacks=[clock],
+        **limits,
     )
-    trainer.fit(module, datamodule=data)
+
+
+def lightning_loop(
+    module: BehaviourCloning, data: DemoDataModule, steps: int, warmup: int, precision: str
+) -> float:
+    """Samples/s of ``Trainer.fit`` over the same data after ``warmup`` steps."""
+    clock = _StepClock(warmup)
+    _trainer(precision, clock, max_steps=warmup + steps, max_epochs=-1).fit(module, datamodule=data)
     return clock.samples / (clock.end - clock.start)
 
 
 def lightning_epoch(module: BehaviourCloning, data: DemoDataModule, precision: str) -> float:
     """Seconds of one full training epoch through Lightning (no validation)."""
     clock = _StepClock(0)
-    trainer = pl.Trainer(
-        accelerator="auto",
-        devices=1,
-        precision=precision,
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        callbacks=[clock],
-    )
-    trainer.fit(module, datamodule=data)
+    _trainer(precision, clock, max_epochs=1).fit(module, datamodule=data)
     return clock.end - clock.start
 
 
