@@ -2,7 +2,8 @@
 
 :class:`CnnAgent` runs one batched forward pass per decision over all the environments of a
 rollout, on the policy's device (CUDA when available). It is stateless across steps (the frame
-stack in the observation carries the motion); it keeps each slot's last observation so that
+stack in the observation carries the motion; a ``speed_input`` network also reads the
+speedometer, ``info["metrics"]["speed"]``); it keeps each slot's last observation so that
 :meth:`CnnAgent.explain` can compute a VisualBackProp saliency map on demand (overlays, videos).
 """
 
@@ -68,7 +69,10 @@ class CnnAgent(Agent):
         was_training = self.network.training
         self.network.eval()
         x = torch.from_numpy(np.ascontiguousarray(obs)).to(self.device, non_blocking=True)
-        out = self.network(x).float().cpu().numpy()
+        speed = None
+        if self.network.config.speed_input:
+            speed = torch.from_numpy(speedometer(infos)).to(self.device, non_blocking=True)
+        out = self.network(x, speed).float().cpu().numpy()
         self.network.train(was_training)
         return out.astype(np.float32)
 
@@ -103,6 +107,14 @@ class CnnAgent(Agent):
     @property
     def parameters(self) -> int:
         return count_parameters(self.network)
+
+
+def speedometer(infos: Sequence[dict[str, Any]]) -> np.ndarray:
+    """``(B,)`` float32 ego speeds [m/s] from the environments' ``info["metrics"]["speed"]``."""
+    try:
+        return np.array([info["metrics"]["speed"] for info in infos], dtype=np.float32)
+    except KeyError:
+        raise ValueError("a speed_input network needs info['metrics']['speed']") from None
 
 
 def make_cnn_agent(scenario: Scenario, path: str | None) -> CnnAgent:

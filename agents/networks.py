@@ -12,6 +12,12 @@ kind            network
                 *where* things are, then the same fully connected head.
 ==============  ==========================================================================
 
+With ``speed_input`` the ego car's speedometer reading ``(B,)`` [m/s] (divided by
+:data:`SPEED_SCALE`) joins the image features at the head, as in conditional imitation learning
+(Codevilla et al. 2018, "End-to-end Driving via Conditional Imitation Learning"): a bird's-eye
+view centred on the ego car shows the other cars' motion relative to it, but not its own speed,
+which car following needs. modular-vision reads the same speedometer.
+
 Both take any :class:`~envs.spec.ObservationSpec` shape: the 5x5 convolutions are padded
 (``padding=2``) so that even a 16 x 16 input keeps a feature map; the original PilotNet used
 unpadded convolutions on a 66 x 200 RGB image. Inputs may be ``uint8`` or float in [0, 255]
@@ -33,6 +39,9 @@ from torch import nn
 
 from envs.errors import UserError
 
+SPEED_SCALE: float = 30.0
+"""Speed [m/s] that maps to 1.0 at the input of a ``speed_input`` network."""
+
 
 @dataclass
 class NetworkConfig:
@@ -44,12 +53,14 @@ class NetworkConfig:
             for PilotNet, 32-64-128 for the residual network).
         hidden: sizes of the fully connected layers before the output layer.
         dropout: dropout probability before each fully connected layer (0 disables it).
+        speed_input: also read the ego speed [m/s] (see the module docstring).
     """
 
     kind: Literal["pilotnet", "resnet"] = "pilotnet"
     width: float = 1.0
     hidden: list[int] = field(default_factory=lambda: [100, 50, 10])
     dropout: float = 0.0
+    speed_input: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in NETWORKS:
@@ -80,6 +91,8 @@ def _channels(base: int, width: float) -> int:
 
 
 def _head(in_features: int, hidden: list[int], action_size: int, dropout: float) -> nn.Sequential:
+    # The Flatten is a no-op on the flat features it gets; it keeps the layer indices (and so the
+    # state_dict keys) of checkpoints written before the speed input existed.
     layers: list[nn.Module] = [nn.Flatten()]
     size = in_features
     for h in hidden:
@@ -125,12 +138,19 @@ class PolicyNetwork(nn.Module):
             maps.append(x)
         return maps
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W)`` pixels -> ``(B, A)`` actions in [-1, 1]."""
+    def forward(self, obs: torch.Tensor, speed: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, C, H, W)`` pixels (and ``(B,)`` ego speeds [m/s] if ``speed_input``) ->
+        ``(B, A)`` actions in [-1, 1]."""
         x = self.normalise(obs)
         for stage in self.stages:
             x = stage(x)
-        return self.head(self.pool(x))
+        features = self.pool(x).flatten(1)
+        if self.config.speed_input:
+            if speed is None:
+                raise ValueError("this network reads the ego speed: pass speed (B,) [m/s]")
+            scaled = speed.to(features.device, features.dtype).reshape(-1, 1) / SPEED_SCALE
+            features = torch.cat([features, scaled], dim=1)
+        return self.head(features)
 
     def _finish(self) -> None:
         """Build the head once the stages exist (its input size comes from a dry run)."""
@@ -138,7 +158,8 @@ class PolicyNetwork(nn.Module):
         with torch.no_grad():
             out = self.pool(self.feature_maps(torch.zeros(1, *self.observation_shape))[-1])
         self.train()
-        self.head = _head(out[0].numel(), self.config.hidden, self.action_size, self.config.dropout)
+        size = out[0].numel() + int(self.config.speed_input)
+        self.head = _head(size, self.config.hidden, self.action_size, self.config.dropout)
 
 
 class PilotNet(PolicyNetwork):

@@ -26,6 +26,9 @@ from agents.networks import NetworkConfig, build_network
 from envs.errors import UserError
 from envs.spec import ActionSpec, ObservationSpec
 
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+"""``(frames (B, C, H, W), speed (B,) [m/s], labels (B, A))``, as the data module batches them."""
+
 
 class BehaviourCloning(pl.LightningModule):
     """A policy network fitted to expert labels.
@@ -86,11 +89,12 @@ class BehaviourCloning(pl.LightningModule):
             self.network = self.network.to(memory_format=torch.channels_last)
         self.register_buffer("loss_weights", torch.tensor(weights, dtype=torch.float32))
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W)`` pixels -> ``(B, A)`` actions in [-1, 1]."""
+    def forward(self, frames: torch.Tensor, speed: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, C, H, W)`` pixels and ``(B,)`` ego speeds [m/s] -> ``(B, A)`` actions in
+        [-1, 1] (the speed is read only by ``speed_input`` networks)."""
         if self.hparams.channels_last:
             frames = frames.contiguous(memory_format=torch.channels_last)
-        return self.network(frames)
+        return self.network(frames, speed)
 
     def component_losses(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """``(A,)`` unweighted loss of each action component, averaged over the batch."""
@@ -100,9 +104,9 @@ class BehaviourCloning(pl.LightningModule):
             per = F.mse_loss(pred, target, reduction="none")
         return per.mean(dim=0)
 
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
-        frames, labels = batch
-        pred = self(frames).float()
+    def _step(self, batch: Batch, stage: str) -> torch.Tensor:
+        frames, speed, labels = batch
+        pred = self(frames, speed).float()
         labels = labels.float()
         per = self.component_losses(pred, labels)
         loss = (per * self.loss_weights).sum() / self.loss_weights.sum().clamp_min(1e-12)
@@ -116,20 +120,20 @@ class BehaviourCloning(pl.LightningModule):
             self.log(f"{stage}/mae_{name}", mae[i], on_step=False, on_epoch=True, batch_size=size)
         return loss
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
+    def training_step(self, batch: Batch, batch_idx: int):
         lr = self.optimizers().param_groups[0]["lr"] if self._trainer else self.hparams.lr
         self.log("train/lr", lr, on_step=True, on_epoch=False, batch_size=len(batch[0]))
         return self._step(batch, "train")
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
+    def validation_step(self, batch: Batch, batch_idx: int):
         return self._step(batch, "val")
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
+    def test_step(self, batch: Batch, batch_idx: int):
         return self._step(batch, "test")
 
-    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
+    def predict_step(self, batch: Batch, batch_idx: int):
         """``(B, A)`` predicted actions of a batch."""
-        return self(batch[0]).float()
+        return self(batch[0], batch[1]).float()
 
     def configure_optimizers(self) -> dict[str, Any]:
         opt = torch.optim.AdamW(

@@ -82,11 +82,12 @@ def bare_loop(
         if i == warmup:
             _sync(device)
             start = time.perf_counter()
-        frames, labels = next(batches)
+        frames, speed, labels = next(batches)
         frames = frames.to(device, non_blocking=True)
+        speed = speed.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            per = net.component_losses(net(frames).float(), labels)
+            per = net.component_losses(net(frames, speed).float(), labels)
             loss = (per * net.loss_weights).sum() / net.loss_weights.sum()
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()

@@ -1,9 +1,12 @@
 """The demonstrations as a LightningDataModule: episode-wise split, batches, augmentation.
 
-Frames ``(B, C, H, W)`` uint8 are paired with the expert's labels ``(B, A)`` float32 (the BC
-targets). The split into training and validation is BY EPISODE, never by frame (neighbouring
-frames of one episode are near duplicates, so a frame split would measure memorisation): an
-episode is in validation when a hash of ``(split_seed, episode seed)`` falls below
+A batch is ``(frames, speed, labels)``: frames ``(B, C, H, W)`` uint8, the ego speed ``(B,)``
+float32 [m/s] when each frame was observed (read by ``speed_input`` networks) and the expert's
+labels ``(B, A)`` float32 (the BC targets).
+
+The split into training and validation is BY EPISODE, never by frame (neighbouring frames of
+one episode are near duplicates, so a frame split would measure memorisation): an episode is in
+validation when a hash of ``(split_seed, episode seed)`` falls below
 ``val_fraction``, so the split of an episode never changes when episodes are added (DAgger) and
 needs no stored state. At least one episode goes to each side when there are two or more.
 
@@ -15,6 +18,12 @@ Augmentation keeps the labels true: brightness (a random gain per image), Gaussi
 and an optional mirror across the road's axis (rows flipped) that negates the steering label.
 It runs on the training batches after they reach the device (``on_after_batch_transfer``), so it
 costs the GPU, not the loader.
+
+Braking is rare in expert driving (about 10% of highway frames have a label below -0.1, under 1%
+are hard stops), yet it is what keeps the car out of the one ahead. ``brake_weight`` draws
+training frames whose acceleration label is below ``brake_threshold`` that many times more often
+than the others (a ``WeightedRandomSampler``, with replacement, one epoch = as many draws as
+training frames); under DDP Lightning splits the sampler's draws between the processes.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler
 
 from agents.checkpoint import policy_record
 from agents.networks import NetworkConfig
@@ -58,7 +67,7 @@ def split_episodes(
 
 
 class FrameDataset(Dataset):
-    """``(frame (C, H, W) uint8, label (A,) float32)`` pairs of chosen dataset rows.
+    """``(frame (C, H, W) uint8, speed () float32 [m/s], label (A,) float32)`` of chosen rows.
 
     ``__getitems__`` gathers a whole batch in one memory-map read (PyTorch's batched fetch).
 
@@ -74,14 +83,15 @@ class FrameDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.__getitems__([i])[0]
 
-    def __getitems__(self, items: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def __getitems__(self, items: list[int]) -> list[tuple[torch.Tensor, ...]]:
         rows = self.rows[np.asarray(items, dtype=np.int64)]
         frames = torch.from_numpy(self.data.frames_at(rows))
+        speed = torch.from_numpy(np.ascontiguousarray(self.data.speed[rows], dtype=np.float32))
         labels = torch.from_numpy(np.ascontiguousarray(self.data.expert_actions[rows]))
-        return list(zip(frames, labels, strict=True))
+        return list(zip(frames, speed, labels, strict=True))
 
 
 class DemoDataModule(pl.LightningDataModule):
@@ -100,6 +110,10 @@ class DemoDataModule(pl.LightningDataModule):
             flipped) with its steering label negated (0: off).
         max_frames: use at most this many training frames (whole episodes, lowest seeds
             first), for data-size studies; None: all.
+        brake_threshold: a training frame whose normalised acceleration label is below this
+            counts as braking (-0.1 is -0.5 m/s²).
+        brake_weight: how many times more often braking frames are drawn than the others
+            (1: uniform shuffling; needs an ``accel`` action component otherwise).
     """
 
     def __init__(
@@ -114,6 +128,8 @@ class DemoDataModule(pl.LightningDataModule):
         noise_std: float = 0.0,
         mirror_prob: float = 0.0,
         max_frames: int | None = None,
+        brake_threshold: float = -0.1,
+        brake_weight: float = 1.0,
     ) -> None:
         super().__init__()
         if not 0.0 <= val_fraction < 1.0:
@@ -122,6 +138,11 @@ class DemoDataModule(pl.LightningDataModule):
             raise UserError("batch_size must be >= 1 and num_workers >= 0")
         if not 0.0 <= brightness < 1.0 or noise_std < 0 or not 0.0 <= mirror_prob <= 1.0:
             raise UserError("need 0 <= brightness < 1, noise_std >= 0, 0 <= mirror_prob <= 1")
+        if not brake_weight > 0 or not -1.0 < brake_threshold < 1.0:
+            raise UserError(
+                f"need brake_weight > 0 and -1 < brake_threshold < 1, got {brake_weight} and "
+                f"{brake_threshold}"
+            )
         self.save_hyperparameters()
         self.root = Path(root)
         self.val_fraction = val_fraction
@@ -133,7 +154,14 @@ class DemoDataModule(pl.LightningDataModule):
         self.noise_std = noise_std
         self.mirror_prob = mirror_prob
         self.max_frames = max_frames
+        self.brake_threshold = brake_threshold
+        self.brake_weight = brake_weight
         self.reload()
+        if brake_weight != 1.0 and "accel" not in self.action_names:
+            raise UserError(
+                f"brake_weight needs an 'accel' action component; {self.root} has "
+                f"{list(self.action_names)}"
+            )
 
     def reload(self) -> None:
         """Re-read the dataset folder and recompute the split (frames appended are picked up)."""
@@ -183,11 +211,27 @@ class DemoDataModule(pl.LightningDataModule):
     def setup(self, stage: str) -> None:
         self.reload()
 
+    def braking(self, rows: np.ndarray) -> np.ndarray:
+        """``(n,)`` bool: whether each of ``rows`` has an acceleration label below the threshold."""
+        accel = self.data.expert_actions[rows, self.action_names.index("accel")]
+        return accel < self.brake_threshold
+
+    def train_sampler(self) -> Sampler[int] | None:
+        """The braking-weighted sampler over the training rows, or None (uniform shuffling)."""
+        if self.brake_weight == 1.0:
+            return None
+        weights = np.where(self.braking(self.train_rows), self.brake_weight, 1.0)
+        return WeightedRandomSampler(
+            torch.from_numpy(weights), num_samples=len(self.train_rows), replacement=True
+        )
+
     def _loader(self, rows: np.ndarray, shuffle: bool) -> DataLoader:
+        sampler = self.train_sampler() if shuffle else None
         return DataLoader(
             FrameDataset(self.data, rows),
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=False,
@@ -218,8 +262,8 @@ class DemoDataModule(pl.LightningDataModule):
             return batch
         if not (self.brightness or self.noise_std or self.mirror_prob):
             return batch
-        frames, labels = batch
-        return augment(
+        frames, speed, labels = batch
+        frames, labels = augment(
             frames,
             labels,
             brightness=self.brightness,
@@ -227,6 +271,7 @@ class DemoDataModule(pl.LightningDataModule):
             mirror_prob=self.mirror_prob,
             steer_index=self.action_names.index("steer"),
         )
+        return frames, speed, labels
 
 
 def augment(

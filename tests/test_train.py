@@ -90,6 +90,29 @@ def test_networks_bounded_actions_and_saliency(kind, shape):
     assert float(sal.min()) >= 0.0 and float(sal.max()) == pytest.approx(1.0)
 
 
+def test_speed_input_network_reads_the_speedometer(tmp_path):
+    scenario = get_scenario("highway")
+    config = NetworkConfig(width=0.25, speed_input=True)
+    net = build_network(config, scenario.observation.shape, scenario.action.size).eval()
+    with torch.no_grad():  # make the speed's weight large enough to matter
+        net.head[1].weight[:, -1] = 5.0
+    obs = torch.randint(0, 256, (2, *scenario.observation.shape), dtype=torch.uint8)
+    slow = net(obs, torch.tensor([10.0, 10.0]))
+    fast = net(obs, torch.tensor([10.0, 30.0]))
+    assert torch.equal(slow[0], fast[0]) and not torch.equal(slow[1], fast[1])
+    with pytest.raises(ValueError, match="speed"):
+        net(obs)
+
+    path = tmp_path / "speed.ckpt"
+    save_policy(path, net, policy_record(scenario, config, training_frames=1, expert_labels=1))
+    agent = make_cnn_agent(scenario, str(path))
+    infos = [{"metrics": {"speed": 10.0}}, {"metrics": {"speed": 30.0}}]
+    actions = agent.act_batch(obs.numpy(), infos, [0, 1])
+    np.testing.assert_allclose(actions, fast.detach(), atol=1e-5)
+    with pytest.raises(ValueError, match="speed"):
+        agent.act_batch(obs.numpy(), [{}, {}], [0, 1])
+
+
 def test_checkpoint_round_trip_and_user_errors(tmp_path):
     scenario = get_scenario("highway")
     config = NetworkConfig(width=0.25)
@@ -157,9 +180,10 @@ def test_datamodule_splits_by_episode_and_reloads_appended_frames(tmp_path):
     train_eps = set(dm.data.episode[dm.train_rows])
     val_eps = set(dm.data.episode[dm.val_rows])
     assert train_eps and val_eps and train_eps.isdisjoint(val_eps)
-    frames, labels = next(iter(dm.train_dataloader()))
+    frames, speed, labels = next(iter(dm.train_dataloader()))
     assert frames.shape == (4, 4, 64, 160) and frames.dtype == torch.uint8
     assert labels.shape == (4, 2)
+    assert speed.shape == (4,) and torch.all((speed > 5) & (speed < 40))  # m/s, not km/h
     before = len(dm.data)
     scenario = dm.scenario
     agent = IdmAgent(scenario)
@@ -167,6 +191,24 @@ def test_datamodule_splits_by_episode_and_reloads_appended_frames(tmp_path):
     dm.train_dataloader()  # re-reads the folder (DAgger appends between epochs)
     assert len(dm.data) == before + 15
     assert dm.policy_spec["expert_labels"] == before + 15
+
+
+def test_brake_weight_draws_braking_frames_more_often(dataset):
+    uniform = DemoDataModule(str(dataset), val_fraction=0.0)
+    assert uniform.train_sampler() is None
+    accel = uniform.data.expert_actions[uniform.train_rows, 0]
+    threshold = float(np.quantile(accel, 0.3))
+    dm = DemoDataModule(str(dataset), val_fraction=0.0, brake_threshold=threshold, brake_weight=9.0)
+    braking = dm.braking(dm.train_rows)
+    share = float(braking.mean())
+    assert 0.05 < share < 0.5
+    torch.manual_seed(0)
+    drawn = np.concatenate([list(dm.train_sampler()) for _ in range(100)])
+    assert len(drawn) == 100 * len(dm.train_rows)
+    expected = 9 * share / (9 * share + 1 - share)
+    assert float(braking[drawn].mean()) == pytest.approx(expected, abs=0.03)
+    with pytest.raises(UserError, match="brake_weight"):
+        DemoDataModule(str(dataset), brake_weight=0.0)
 
 
 # --- driving fit / evaluate / predict (subprocesses) --------------------------------------
