@@ -3,7 +3,8 @@
 1. collect expert demonstrations with modular-oracle on ``highway`` training seeds, with DART
    steering noise so the data holds recoveries (``driving collect``, resumed if present);
 2. train the CNN with the small CPU config (``driving fit --config
-   experiments/bc_cpu_small.yaml``; skipped when its checkpoint is newer than the dataset);
+   experiments/bc_cpu_small.yaml``; skipped when its checkpoint is newer than the dataset and
+   the config);
 3. evaluate the CNN, modular-oracle, modular-vision and the baselines on the same held-out
    seeds (``driving compare``), print the comparison table and write ``report.md``.
 
@@ -52,9 +53,9 @@ def _collect(episodes: int, workers: int, noise_steer: float, overrides: dict) -
 def _train(epochs: int) -> None:
     from driving.train_cli import main as train_main
 
-    manifest = DATA / "manifest.json"
-    if CHECKPOINT.exists() and CHECKPOINT.stat().st_mtime > manifest.stat().st_mtime:
-        print(f"demo: {CHECKPOINT} is newer than the dataset; not training again")
+    inputs = (DATA / "manifest.json", TRAIN_CONFIG)
+    if CHECKPOINT.exists() and all(CHECKPOINT.stat().st_mtime > p.stat().st_mtime for p in inputs):
+        print(f"demo: {CHECKPOINT} is newer than the dataset and the config; not training again")
         return
     args = ["fit", "--config", str(TRAIN_CONFIG), "--data.root", str(DATA)]
     args += ["--trainer.max_epochs", str(epochs)]

@@ -172,8 +172,11 @@ def crossover_lines(results: list[dict[str, Any]], variant: str) -> list[str]:
         else:
             m = hit["summary"]["metrics"]
             labels = hit["summary"]["agent_description"]["expert_labels"]
+            where = f"at {labels:,}"
+            if hit is points[0]:  # the smallest budget tried already crosses
+                where = f"at or below {labels:,} (the smallest budget tried)"
             lines.append(
-                f"- {name}: crossover at {labels:,} expert labels (completed "
+                f"- {name}: crossover {where} expert labels (completed "
                 f"{format_ci(m['completed'])}, collided {format_ci(m['collided'])})."
             )
     return [*lines, ""]

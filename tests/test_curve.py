@@ -38,6 +38,9 @@ def test_crossover_is_the_fewest_labels_at_least_as_good_as_modular_vision():
     assert "- BC: crossover at 4,000 expert labels" in text
     assert "- DAgger: no crossover within the budget tried (up to 2,000 labels)" in text
     assert text.count("| BC |") == 3 and text.count("| DAgger |") == 1
+    results[3] = _result("cnn:d", "DAgger", 2000, 0.95, 0.0)
+    text = "\n".join(crossover_lines(results, "main: highway"))
+    assert "- DAgger: crossover at or below 2,000 (the smallest budget tried) expert labels" in text
 
 
 @pytest.mark.slow
