@@ -141,7 +141,19 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--data", required=True, help="dataset folder (driving collect --out)")
     parser.add_argument("--kind", default="pilotnet", choices=["pilotnet", "resnet"])
     parser.add_argument("--width", type=float, default=0.5, help="channel multiplier")
-    parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument(
+        "--speed-input",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the network reads the speedometer too (as in bc_cpu_small.yaml)",
+    )
+    parser.add_argument(
+        "--brake-weight",
+        type=float,
+        default=5.0,
+        help="braking frames drawn this many times as often (as in bc_cpu_small.yaml)",
+    )
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers")
     parser.add_argument("--steps", type=positive_int, default=30, help="timed steps per loop")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
@@ -155,14 +167,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print its figures."""
     args: argparse.Namespace = build_parser().parse_args(argv)
     pl.seed_everything(0, verbose=False)
-    data = DemoDataModule(args.data, batch_size=args.batch_size, num_workers=args.workers)
-    config = NetworkConfig(kind=args.kind, width=args.width)
+    data = DemoDataModule(
+        args.data,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        brake_weight=args.brake_weight,
+    )
+    config = NetworkConfig(kind=args.kind, width=args.width, speed_input=args.speed_input)
     module = BehaviourCloning(network=config, spec=data.policy_spec, schedule="constant")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     threads = torch.get_num_threads()
     print(
         f"bench train: {args.kind} width {args.width} ({count_parameters(module.network):,} "
-        f"parameters), batch {args.batch_size}, {len(data.train_rows)} training frames of "
+        f"parameters, speed input {args.speed_input}), batch {args.batch_size}, brake weight "
+        f"{args.brake_weight}, {len(data.train_rows)} training frames of "
         f"{args.data}, device {device}, {threads} CPU threads, precision {args.precision}"
     )
     bare_runs, lit_runs = [], []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import json
+import re
 import struct
 from pathlib import Path
 
@@ -209,6 +210,18 @@ def test_brake_weight_draws_braking_frames_more_often(dataset):
     assert float(braking[drawn].mean()) == pytest.approx(expected, abs=0.03)
     with pytest.raises(UserError, match="brake_weight"):
         DemoDataModule(str(dataset), brake_weight=0.0)
+
+
+def test_bench_train_times_both_loops_on_real_batches(dataset, capsys):
+    from driving.bench_train import main as bench_main
+
+    args = ["--data", str(dataset), "--batch-size", "4", "--steps", "2", "--warmup", "1"]
+    assert bench_main([*args, "--repeats", "1", "--width", "0.25"]) == 0
+    out = capsys.readouterr().out
+    rates = [float(r) for r in re.findall(r"([\d.]+) samples/s  \(best", out)]
+    assert len(rates) == 2 and all(r > 0 for r in rates)  # bare loop, Lightning
+    assert "speed input True" in out and "ratio Lightning / bare = " in out
+    assert "one epoch (" in out
 
 
 # --- driving fit / evaluate / predict (subprocesses) --------------------------------------
