@@ -155,9 +155,14 @@ def build_parser() -> ArgumentParser:
         help="braking frames drawn this many times as often (as in bc_cpu_small.yaml)",
     )
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers")
-    parser.add_argument("--steps", type=positive_int, default=30, help="timed steps per loop")
+    parser.add_argument(
+        "--steps",
+        type=positive_int,
+        default=200,
+        help="timed steps per loop (short loops measure the page cache)",
+    )
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
-    parser.add_argument("--repeats", type=positive_int, default=2, help="alternating runs each")
+    parser.add_argument("--repeats", type=positive_int, default=3, help="alternating runs each")
     parser.add_argument("--precision", default="32-true", help="e.g. bf16-mixed on a GPU")
     parser.add_argument("--no-epoch", action="store_true", help="skip the full-epoch timing")
     return parser
