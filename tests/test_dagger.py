@@ -61,8 +61,9 @@ def _config(tmp_path: Path, data: Path, *, rounds: int, epochs: int, per_round: 
                 },
             ],
         },
-        "model": {"network": {"width": 0.25}, "schedule": "constant"},
-        "data": {"root": str(data), "batch_size": 8},
+        # as experiments/dagger_highway.yaml: speedometer input, braking-weighted sampler
+        "model": {"network": {"width": 0.25, "speed_input": True}, "schedule": "constant"},
+        "data": {"root": str(data), "batch_size": 8, "brake_weight": 5.0},
     }
     path = tmp_path / "dagger.yaml"
     path.write_text(yaml.safe_dump(config))
