@@ -113,22 +113,29 @@ def _same_dataset(a: Path, b: Path) -> None:
 
 
 def test_collection_killed_at_random_moments_resumes_to_the_same_dataset(driving_cli, tmp_path):
+    def start(out: Path, args: list[str]) -> tuple[subprocess.Popen, float]:
+        """Start ``driving collect``; return it once it is collecting, and when that was."""
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "driving.cli", *args], cwd=REPO,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and not (out / "manifest.json").exists():
+            assert time.monotonic() < deadline, "collection never started"
+            time.sleep(0.02)
+        return proc, time.monotonic()
+
     reference = tmp_path / "reference"
-    assert driving_cli(_collect_args(reference)).returncode == 0
+    proc, started = start(reference, _collect_args(reference))
+    assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    collecting = time.monotonic() - started  # how long this machine takes to collect
     out = tmp_path / "killed"
     rng = random.Random(7)
     kills = 0
     for attempt in range(4):
         args = _collect_args(out) + (["--resume"] if (out / "manifest.json").exists() else [])
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "driving.cli", *args], cwd=REPO,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60  # kill at a random moment once it is collecting
-        while proc.poll() is None and not (out / "manifest.json").exists():
-            assert time.monotonic() < deadline, "collection never started"
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 1.5))
+        proc, _ = start(out, args)
+        time.sleep(rng.uniform(0.1, 0.7) * collecting)  # a random moment inside the collection
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
