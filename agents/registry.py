@@ -1,15 +1,16 @@
 """Agent specs: the strings users pass as ``--agent``.
 
-=====================  =========================================================================
-spec                   agent
-=====================  =========================================================================
-``random``             uniform random actions (seeded per episode)
-``keep-lane``          constant zero action: no steering, no acceleration
-``idm``                highway-env's own IDM/MOBIL driver in the ego car's place (privileged)
-``modular-oracle``     perception -> planning -> control on ground-truth perception
-``modular-vision``     the same pipeline with OpenCV perception on the pixels
-``cnn:PATH``           the behaviour-cloned network of checkpoint ``PATH``
-=====================  =========================================================================
+===============================  =================================================================
+spec                             agent
+===============================  =================================================================
+``random``                       uniform random actions (seeded per episode)
+``keep-lane``                    constant zero action: no steering, no acceleration
+``idm``                          highway-env's IDM/MOBIL driver in the ego car's place (privileged)
+``modular-oracle``               perception -> planning -> control on ground-truth perception
+``modular-oracle:memoryless``    the same, re-planning from each frame alone (DAgger's labeller)
+``modular-vision``               the same pipeline with OpenCV perception on the pixels
+``cnn:PATH``                     the behaviour-cloned network of checkpoint ``PATH``
+===============================  =================================================================
 """
 
 from __future__ import annotations

@@ -47,11 +47,25 @@ def _no_arg(kind: str, arg: str | None) -> None:
         raise UserError(f"agent 'modular-{kind}' takes no argument, got {arg!r}")
 
 
+MEMORYLESS = "memoryless"
+"""``modular-oracle:memoryless``: the oracle that re-plans from the current state at every step
+(:class:`ModularAgent`'s ``memoryless``), DAgger's labeller."""
+
+
 def make_oracle_agent(scenario: Scenario, arg: str | None = None) -> ModularAgent:
-    """The modular agent on ground-truth perception (``modular-oracle``)."""
-    _no_arg("oracle", arg)
+    """The modular agent on ground-truth perception (``modular-oracle``, or
+    ``modular-oracle:memoryless`` to forget the lane decision between steps)."""
+    if arg not in (None, "", MEMORYLESS):
+        raise UserError(f"agent 'modular-oracle' takes no argument or {MEMORYLESS!r}, got {arg!r}")
     planner, gains = settings_for(scenario)
-    return ModularAgent(scenario, OraclePerception, planner, gains, name="modular-oracle")
+    return ModularAgent(
+        scenario,
+        OraclePerception,
+        planner,
+        gains,
+        name="modular-oracle",
+        memoryless=arg == MEMORYLESS,
+    )
 
 
 def make_vision_agent(scenario: Scenario, arg: str | None = None) -> ModularAgent:

@@ -52,6 +52,11 @@ class ModularAgent(Agent):
         planner_config: behaviour settings.
         gains: controller gains.
         name: the agent spec name.
+        memoryless: forget the planner state (lane change under way, cooldown) before every
+            step, so that the action depends on the current observation only. A DAgger labeller
+            needs this: the network, not the labeller, drove the car into the state, and a
+            labeller that remembers its own lane decision steers back to a lane the network
+            left, a label the frame cannot explain.
     """
 
     def __init__(
@@ -62,9 +67,11 @@ class ModularAgent(Agent):
         gains: ControlGains,
         *,
         name: str,
+        memoryless: bool = False,
     ) -> None:
         super().__init__(scenario)
         self.name = name
+        self.memoryless = memoryless
         self.perception_factory = perception_factory
         self.planner = Planner(planner_config, scenario.dt)
         self.controller = Controller(gains)
@@ -85,6 +92,8 @@ class ModularAgent(Agent):
     def act(self, obs: np.ndarray, info: dict[str, Any], slot: int = 0) -> np.ndarray:
         if slot not in self._state:
             self.reset(None, slot)
+        elif self.memoryless:
+            self._state[slot] = PlannerState()
         percept = self._perception[slot].perceive(obs, info)
         plan = self.planner.plan(percept, self._state[slot])
         accel, steer, terms = self.controller.control(
@@ -113,6 +122,7 @@ class ModularAgent(Agent):
     def describe(self) -> dict[str, Any]:
         return {
             "agent": self.name,
+            "memoryless": self.memoryless,
             "planner": vars(self.planner.config).copy(),
             "gains": self.controller.gains.to_dict(),
         }
