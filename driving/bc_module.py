@@ -1,9 +1,9 @@
 """Behaviour cloning as a LightningModule: regress the expert's action from the pixels.
 
 Loss: Huber (or MSE) per action component, weighted, averaged over the batch. Optimiser: AdamW
-with a cosine (per step, to zero) or one-cycle schedule, or a constant rate. Logged: the loss, the
-learning rate and the open-loop mean absolute error of each action component (``train/mae_steer``,
-``val/mae_accel``, ...). Closed-loop driving is measured by
+with a cosine (to zero over the epochs) or one-cycle schedule, or a constant rate. Logged: the
+loss, the learning rate and the open-loop mean absolute error of each action component
+(``train/mae_steer``, ``val/mae_accel``, ...). Closed-loop driving is measured by
 :class:`driving.callbacks.ClosedLoopValidation`.
 
 Checkpoints written by Lightning carry the ``"policy"`` record of
@@ -14,6 +14,7 @@ primitives in their hyper-parameters, so ``torch.load(ckpt, weights_only=True)``
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 from typing import Any, Literal
 
@@ -21,7 +22,7 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 
-from agents.checkpoint import FORMAT
+from agents.checkpoint import FORMAT, load_policy
 from agents.networks import NetworkConfig, build_network
 from envs.errors import UserError
 from envs.spec import ActionSpec, ObservationSpec
@@ -41,11 +42,14 @@ class BehaviourCloning(pl.LightningModule):
             spec (e.g. ``[1.0, 2.0]`` for accel, steer); None: all 1.
         lr: peak learning rate of AdamW.
         weight_decay: AdamW's decoupled weight decay.
-        schedule: ``"cosine"`` (decay to 0 over the run, per step), ``"onecycle"``, or
+        schedule: ``"cosine"`` (decay to 0 over the run's epochs, updated every step),
+            ``"onecycle"``, or
             ``"constant"``.
         warmup_fraction: share of the steps spent warming up (one-cycle only).
         channels_last: run convolutions in channels-last memory format (faster on recent GPUs
             with mixed precision).
+        init_from: a policy checkpoint whose network weights start the fit (fine-tuning; the
+            network settings and specs must match); ``--ckpt_path`` still resumes on top.
         spec: what the data says the network sees and does (the datamodule's ``policy_spec``,
             linked by the CLI): scenario record, observation and action specs, data counts.
     """
@@ -61,6 +65,7 @@ class BehaviourCloning(pl.LightningModule):
         schedule: Literal["cosine", "onecycle", "constant"] = "cosine",
         warmup_fraction: float = 0.1,
         channels_last: bool = False,
+        init_from: str | None = None,
         spec: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -88,6 +93,7 @@ class BehaviourCloning(pl.LightningModule):
         if channels_last:
             self.network = self.network.to(memory_format=torch.channels_last)
         self.register_buffer("loss_weights", torch.tensor(weights, dtype=torch.float32))
+        self._batches_done = 0
 
     def forward(self, frames: torch.Tensor, speed: torch.Tensor | None = None) -> torch.Tensor:
         """``(B, C, H, W)`` pixels and ``(B,)`` ego speeds [m/s] -> ``(B, A)`` actions in
@@ -121,6 +127,7 @@ class BehaviourCloning(pl.LightningModule):
         return loss
 
     def training_step(self, batch: Batch, batch_idx: int):
+        self._batches_done = batch_idx + 1  # read by the cosine schedule after this step
         lr = self.optimizers().param_groups[0]["lr"] if self._trainer else self.hparams.lr
         self.log("train/lr", lr, on_step=True, on_epoch=False, batch_size=len(batch[0]))
         return self._step(batch, "train")
@@ -150,8 +157,24 @@ class BehaviourCloning(pl.LightningModule):
                 pct_start=self.hparams.warmup_fraction,
             )
         else:
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: self._cosine_factor(total))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def _cosine_factor(self, total_steps: int) -> float:
+        """The cosine schedule's share of the peak rate, from 1 at the start to 0 at the end.
+
+        Progress is counted in epochs when the run has ``max_epochs`` (so a dataset that grows
+        during the run, as under DAgger, still ends the schedule at its last step instead of
+        running the cosine past its end and raising the rate again), in steps otherwise.
+        """
+        trainer = self.trainer
+        batches = trainer.num_training_batches
+        if trainer.max_epochs and trainer.max_epochs > 0 and 0 < batches < float("inf"):
+            done = trainer.current_epoch + min(self._batches_done / batches, 1.0)
+            progress = done / trainer.max_epochs
+        else:
+            progress = trainer.global_step / total_steps
+        return 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
 
     def policy_record(self) -> dict[str, Any]:
         """The checkpoint's ``"policy"`` record (data counts refreshed from the datamodule)."""
@@ -160,6 +183,27 @@ class BehaviourCloning(pl.LightningModule):
         if datamodule is not None and hasattr(datamodule, "policy_spec"):
             spec.update(datamodule.policy_spec)
         return {**spec, "format": FORMAT, "network": self.network_config.to_dict()}
+
+    def setup(self, stage: str) -> None:
+        """Load ``init_from``'s weights before a fit (a resumed checkpoint overrides them)."""
+        if stage != "fit" or self.hparams.init_from is None:
+            return
+        checkpoint = load_policy(self.hparams.init_from)
+        mismatch = [
+            name
+            for name, theirs, ours in (
+                ("network", checkpoint.network, self.network_config),
+                ("observation", checkpoint.observation, self.observation),
+                ("action", checkpoint.action, self.action),
+            )
+            if theirs != ours
+        ]
+        if mismatch:
+            raise UserError(
+                f"init_from {self.hparams.init_from}: the checkpoint's {', '.join(mismatch)} "
+                "do not match this model's"
+            )
+        self.network.load_state_dict(checkpoint.state_dict)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["policy"] = self.policy_record()
