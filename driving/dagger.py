@@ -12,7 +12,10 @@ training epochs, from ``driving fit --config experiments/dagger_highway.yaml``:
    vectorised environments (batched inference on the training device); at every step the
    executed action is the expert's with probability ``beta`` and the policy's otherwise
    (:class:`BetaMixture`, ``beta = beta0 * beta_decay ** (round - 1)``);
-2. modular-oracle labels every visited frame (``Episode.expert_actions``);
+2. the expert labels every visited frame (``Episode.expert_actions``); by default
+   ``modular-oracle:memoryless``, which re-plans from the frame alone: a labeller that remembers
+   the lane change it decided would keep steering back to a lane the network has left, a label
+   the frame cannot explain;
 3. the episodes are appended to the dataset folder as one shard whose episode records carry
    their provenance (``dagger_round``, ``beta``, ``rank`` of the process that drove them,
    ``policy``: the checkpoint of the network that
@@ -42,11 +45,13 @@ import lightning.pytorch as pl
 import numpy as np
 import torch.distributed as dist
 
+from agents.base import Agent
 from agents.cnn_agent import CnnAgent
 from agents.registry import make_agent
 from driving.dataset import DatasetWriter, read_manifest
 from driving.rollout import Episode, iter_episodes
 from envs.errors import UserError
+from envs.scenarios import Scenario
 
 _BETA_SALT = 0xBE7A
 """Mixed into the expert/policy coin's seed so it is unrelated to the simulator's stream."""
@@ -83,6 +88,64 @@ def policy_checkpoint(root_dir: str | Path, round_: int) -> Path:
     return Path(root_dir) / "dagger" / f"round{round_:02d}.ckpt"
 
 
+def round_seeds(
+    train_seeds: Any, first_seed: int, episodes_per_round: int, round_: int
+) -> list[int]:
+    """The ``episodes_per_round`` training seeds of round ``round_`` (1-based): rounds follow
+    each other from ``first_seed``; a :class:`UserError` if they leave ``train_seeds``."""
+    start = first_seed + (round_ - 1) * episodes_per_round
+    seeds = list(range(start, start + episodes_per_round))
+    if not (train_seeds.start <= seeds[0] and seeds[-1] < train_seeds.stop):
+        raise UserError(
+            f"DAgger round {round_} seeds {seeds[0]}..{seeds[-1]} leave the training seeds "
+            f"({train_seeds})"
+        )
+    return seeds
+
+
+def drive_round(
+    policy: Agent,
+    scenario: Scenario,
+    seeds: list[int],
+    *,
+    round_: int,
+    beta: float,
+    expert: str,
+    workers: int,
+    progress: bool = True,
+) -> list[Episode]:
+    """Round ``round_``'s episodes on ``seeds``: ``policy`` drives, mixed with the ``expert``
+    spec's actions at rate ``beta`` (:class:`BetaMixture`); the expert labels every frame."""
+    return list(
+        iter_episodes(
+            policy,
+            scenario,
+            seeds,
+            workers=workers,
+            expert=make_agent(expert, scenario),
+            mixer=BetaMixture(beta, round_),
+            record_frames=True,
+            progress=f"DAgger round {round_} (beta {beta:.2f})" if progress else False,
+        )
+    )
+
+
+def append_round(
+    root: Path, parts: list[list[Episode]], *, round_: int, beta: float, policy_path: Path
+) -> None:
+    """Append a round's episodes to the dataset ``root``, one shard per process (``parts[rank]``),
+    each episode recorded with its provenance: ``dagger_round``, ``beta``, ``rank`` and the
+    ``policy`` checkpoint that drove. Seeds already in the dataset (a resumed round) are
+    skipped."""
+    writer = DatasetWriter.open(root)
+    for rank, part in enumerate(parts):
+        new = [e for e in part if e.seed not in writer.done_seeds()]
+        writer.request_seeds([e.seed for e in new if e.seed not in writer.requested_seeds()])
+        if new:
+            provenance = {"dagger_round": round_, "beta": beta, "rank": rank}
+            writer.add(new, {**provenance, "policy": str(policy_path)})
+
+
 class DAgger(pl.Callback):
     """Aggregate expert-labelled on-policy data into the training set, round after round.
 
@@ -112,7 +175,7 @@ class DAgger(pl.Callback):
         workers: int = 1,
         beta0: float = 0.5,
         beta_decay: float = 0.5,
-        expert: str = "modular-oracle",
+        expert: str = "modular-oracle:memoryless",
         first_seed: int = 50_000,
         overrides: dict[str, Any] | None = None,
         max_expert_labels: int | None = None,
@@ -140,14 +203,7 @@ class DAgger(pl.Callback):
 
     def round_seeds(self, scenario_train: Any, round_: int) -> list[int]:
         """The training seeds of round ``round_`` (all processes together)."""
-        start = self.first_seed + (round_ - 1) * self.episodes_per_round
-        seeds = list(range(start, start + self.episodes_per_round))
-        if not (scenario_train.start <= seeds[0] and seeds[-1] < scenario_train.stop):
-            raise UserError(
-                f"DAgger round {round_} seeds {seeds[0]}..{seeds[-1]} leave the training seeds "
-                f"({scenario_train})"
-            )
-        return seeds
+        return round_seeds(scenario_train, self.first_seed, self.episodes_per_round, round_)
 
     # -- Lightning hooks -----------------------------------------------------------------------
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -183,30 +239,19 @@ class DAgger(pl.Callback):
         mine = [s for s in seeds[trainer.global_rank :: trainer.world_size] if s not in done]
         beta = self.beta(round_)
         policy = CnnAgent(scenario, pl_module.network, pl_module.policy_record())
-        progress = f"DAgger round {round_} (beta {beta:.2f})" if trainer.is_global_zero else False
-        episodes = list(
-            iter_episodes(
-                policy,
-                scenario,
-                mine,
-                workers=self.workers,
-                expert=make_agent(self.expert, scenario),
-                mixer=BetaMixture(beta, round_),
-                record_frames=True,
-                progress=progress,
-            )
+        episodes = drive_round(
+            policy,
+            scenario,
+            mine,
+            round_=round_,
+            beta=beta,
+            expert=self.expert,
+            workers=self.workers,
+            progress=trainer.is_global_zero,
         )
         parts = _gather(episodes)
         if trainer.is_global_zero:
-            writer = DatasetWriter.open(root)
-            for rank, part in enumerate(parts):  # one shard per process: provenance says who
-                new = [e for e in part if e.seed not in writer.done_seeds()]
-                writer.request_seeds(
-                    [e.seed for e in new if e.seed not in writer.requested_seeds()]
-                )
-                if new:
-                    provenance = {"dagger_round": round_, "beta": beta, "rank": rank}
-                    writer.add(new, {**provenance, "policy": str(policy_path)})
+            append_round(root, parts, round_=round_, beta=beta, policy_path=policy_path)
         trainer.strategy.barrier("dagger-round")
         self.rounds_done = round_
         datamodule.reload()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from driving.dagger import BetaMixture
@@ -117,6 +119,41 @@ def test_resumed_run_continues_its_round_count_and_dataset(driving_cli, tmp_path
     assert result.returncode == 0, result.stderr[-3000:]
     assert [r.get("dagger_round") for r in _records(data)] == [None, None, 1, 1, 2, 2]
     assert [r["seed"] for r in _records(data)][2:] == [50_000, 50_001, 50_002, 50_003]
+
+
+def test_cosine_schedule_reaches_zero_on_the_last_step_as_the_data_grows(driving_cli, tmp_path):
+    # a round doubles the training set mid-run; the rate must still fall to zero, not rise
+    data = tmp_path / "data"
+    _dataset(driving_cli, data)
+    config = yaml.safe_load(_config(tmp_path, data, rounds=1, epochs=2, per_round=2).read_text())
+    del config["trainer"]["limit_train_batches"]
+    config["trainer"]["logger"] = {
+        "class_path": "lightning.pytorch.loggers.CSVLogger",
+        "init_args": {"save_dir": str(tmp_path / "logs"), "name": "run"},
+    }
+    config["trainer"]["log_every_n_steps"] = 1
+    config["model"].update(schedule="cosine", lr=0.01)
+    path = tmp_path / "cosine.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = driving_cli(["fit", "--config", str(path)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    (metrics,) = (tmp_path / "logs").rglob("metrics.csv")
+    rows = [line.split(",") for line in metrics.read_text().splitlines()]
+    lr_col, epoch_col = rows[0].index("train/lr"), rows[0].index("epoch")
+    logged = [(int(r[epoch_col]), float(r[lr_col])) for r in rows[1:] if r[lr_col]]
+    per_epoch = [sum(1 for e, _ in logged if e == epoch) for epoch in (0, 1)]
+    assert per_epoch[1] > per_epoch[0]  # the round added training frames
+    # the rate of batch k of epoch e is set after the previous step: progress (e + k / n_e) / 2
+    expected = [
+        0.01 * 0.5 * (1 + math.cos(math.pi * (epoch + k / n) / 2))
+        for epoch, n in enumerate(per_epoch)
+        for k in range(n)
+    ]
+    assert [lr for _, lr in logged] == pytest.approx(expected, rel=1e-5)
+    # and after the last step it is zero (a per-step cosine sized on the first epoch's data
+    # passed its end in epoch 2 and rose again)
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(0.0, abs=1e-12)
 
 
 @pytest.mark.slow
