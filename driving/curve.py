@@ -5,11 +5,13 @@ Reads a YAML recipe (see ``experiments/curve_highway.yaml``)::
     scenario: highway
     overrides: {}                 # scenario overrides for collection, training and evaluation
     train_config: experiments/bc_cpu_small.yaml   # the LightningCLI config both methods share
-    expert: modular-oracle        # labels every frame
+    expert: modular-oracle        # drives and labels the BC demonstrations
+    dagger_expert: modular-oracle:memoryless   # labels DAgger's frames (re-plans every step)
     first_episodes: 10            # expert episodes of the smallest budget (BC and DAgger start)
     episodes_per_point: 10        # expert-labelled episodes added per point of the curve
     points: 3                     # points after the first
-    epochs_per_point: 2           # training epochs per point (BC at point k trains (k+1)x this)
+    first_epochs: null            # epochs of point 0 from scratch (null: the train config's)
+    epochs_per_point: 2           # fine-tuning epochs of every later point, both methods
     beta0: 0.5                    # DAgger's expert-execution probability at its first round
     beta_decay: 0.5
     noise_steer: 0.0              # DART noise of the BC demonstrations
@@ -21,21 +23,25 @@ and runs, all inside ``out``:
 
 1. BC datasets: ``data/bc-0`` holds the first ``first_episodes`` training seeds; ``data/bc-k``
    is ``data/bc-(k-1)`` plus the next ``episodes_per_point`` seeds (collected once, copied).
-2. BC: one ``driving fit`` per dataset, ``(k+1) * epochs_per_point`` epochs.
-3. DAgger: one ``driving fit`` from a copy of ``data/bc-0`` with the :class:`~driving.dagger.DAgger`
-   callback: ``points`` rounds of ``episodes_per_point`` on-policy episodes labelled by the
-   expert, one round every ``epochs_per_point`` epochs. Its checkpoints before rounds 2.. and
-   at the end are the curve's points, at the label budgets and epoch counts of BC's points
-   1..``points`` (its first round's policy is BC's point 0, trained the same way on the same
-   data, so it is not evaluated twice).
-4. ``driving compare`` over every checkpoint (series ``BC`` and ``DAgger``) and the modular
+2. Point 0, shared by both methods: ``driving fit`` from scratch on ``data/bc-0`` for
+   ``first_epochs`` epochs.
+3. BC point ``k``: point ``k - 1``'s weights fine-tuned on ``data/bc-k`` for
+   ``epochs_per_point`` epochs (``model.init_from``).
+4. DAgger point ``k`` (Ross et al. 2011): point ``k - 1``'s policy drives round ``k``
+   (``episodes_per_point`` new training seeds, mixed with the expert at rate
+   ``beta0 * beta_decay ** (k - 1)``), ``dagger_expert`` labels every frame, the frames are
+   appended with their provenance to ``data/dagger`` (a copy of ``data/bc-0``), and the policy
+   is fine-tuned on the aggregate for ``epochs_per_point`` epochs. The rounds use the same
+   functions as the :class:`~driving.dagger.DAgger` callback of ``driving fit``.
+5. ``driving compare`` over every checkpoint (series ``BC`` and ``DAgger``) and the modular
    agents (reference lines) on the same held-out seeds: ``report.md`` with the curve, its table
    and the crossover with modular-vision.
 
-Both fits use a constant learning rate, so a growing dataset does not run a schedule past its
-end, and the last checkpoint of each run (not the best on validation loss) so that neither
-method spends extra labels on model selection. The derived training configs are written beside
-the runs, so each point can be rerun alone.
+The two methods get the same training at every point, from the same starting weights with the
+same schedule (the train config's, restarted per point); only the frames added differ. Each
+point is its run's last checkpoint (not the best on validation loss), so that neither method
+spends extra labels on model selection. The derived training configs are written beside the
+runs, so each point can be rerun alone; a curve run again skips the points it has.
 """
 
 from __future__ import annotations
@@ -56,8 +62,8 @@ from agents.registry import make_agent
 from driving.argparse_util import ArgumentParser, apply_flags, positive_int
 from driving.collect import DartNoise, collect
 from driving.compare import CompareConfig, run_compare
-from driving.dagger import policy_checkpoint
-from driving.dataset import DatasetWriter
+from driving.dagger import append_round, drive_round, round_seeds
+from driving.dataset import DatasetWriter, read_manifest
 from envs.errors import UserError
 from envs.scenarios import Scenario, get_scenario
 
@@ -73,9 +79,11 @@ class CurveConfig:
     overrides: dict[str, Any] = field(default_factory=dict)
     train_config: str = "experiments/bc_cpu_small.yaml"
     expert: str = "modular-oracle"
+    dagger_expert: str = "modular-oracle:memoryless"
     first_episodes: int = 10
     episodes_per_point: int = 10
     points: int = 3
+    first_epochs: int | None = None
     epochs_per_point: int = 2
     beta0: float = 0.5
     beta_decay: float = 0.5
@@ -105,19 +113,25 @@ def load_curve_config(path: Path) -> CurveConfig:
         "first_episodes",
         "episodes_per_point",
         "points",
+        "first_epochs",
         "epochs_per_point",
         "episodes",
         "workers",
     ):
         value = getattr(config, name)
+        if name == "first_epochs" and value is None:
+            continue
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise UserError(f"config {path}: {name} must be a positive integer, got {value!r}")
     return config
 
 
-def _train_config(base: dict[str, Any], run: Path, data: Path, epochs: int) -> dict[str, Any]:
-    """The shared training config pointed at ``data`` and ``run``: constant learning rate,
-    a CSV logger, last-checkpoint saving, no closed-loop validation (the curve evaluates)."""
+def _train_config(
+    base: dict[str, Any], run: Path, data: Path, epochs: int, init_from: Path | None
+) -> dict[str, Any]:
+    """The shared training config pointed at ``data`` and ``run`` for ``epochs`` epochs, started
+    from ``init_from``'s weights (None: from scratch): a CSV logger, last-checkpoint saving, no
+    closed-loop validation (the curve evaluates)."""
     config = yaml.safe_load(yaml.safe_dump(base))
     trainer = config.setdefault("trainer", {})
     trainer["max_epochs"] = epochs
@@ -137,7 +151,7 @@ def _train_config(base: dict[str, Any], run: Path, data: Path, epochs: int) -> d
             },
         }
     ]
-    config.setdefault("model", {})["schedule"] = "constant"
+    config.setdefault("model", {})["init_from"] = None if init_from is None else str(init_from)
     config.setdefault("data", {})["root"] = str(data)
     return config
 
@@ -185,6 +199,74 @@ def _grow_datasets(config: CurveConfig, scenario: Scenario, data: Path) -> list[
     return roots
 
 
+def _bc_points(
+    config: CurveConfig, base: dict[str, Any], roots: list[Path], out: Path
+) -> list[Path]:
+    """Train BC's points; return their last checkpoints (point 0 is shared with DAgger)."""
+    checkpoints: list[Path] = []
+    for k, root in enumerate(roots):
+        run = out / "bc" / f"point-{k}"
+        ckpt = run / "checkpoints" / "last.ckpt"
+        if not ckpt.exists():
+            init = checkpoints[-1] if checkpoints else None
+            _fit(_train_config(base, run, root, _epochs(config, base, k), init), run / "train.yaml")
+        checkpoints.append(ckpt)
+    return checkpoints
+
+
+def _dagger_points(
+    config: CurveConfig,
+    base: dict[str, Any],
+    scenario: Scenario,
+    first: Path,
+    start: Path,
+    out: Path,
+) -> list[Path]:
+    """DAgger's points 1..``points``: point ``k`` drives round ``k`` with point ``k - 1``'s
+    policy (point 0: ``start``, BC's), appends the expert-labelled frames to a copy of the
+    first dataset ``first``, and fine-tunes that policy on the aggregate."""
+    data = out / "data" / "dagger"
+    if not data.exists():
+        shutil.copytree(first, data)
+    checkpoints: list[Path] = []
+    previous = start
+    for k in range(1, config.points + 1):
+        run = out / "dagger" / f"point-{k}"
+        ckpt = run / "checkpoints" / "last.ckpt"
+        if not ckpt.exists():
+            seeds = round_seeds(
+                scenario.train_seeds, DAGGER_FIRST_SEED, config.episodes_per_point, k
+            )
+            done = set(read_manifest(data)["seeds"]["done"])
+            todo = [s for s in seeds if s not in done]  # a resumed curve keeps what it drove
+            beta = config.beta0 * config.beta_decay ** (k - 1)
+            if todo:
+                episodes = drive_round(
+                    make_agent(f"cnn:{previous}", scenario),
+                    scenario,
+                    todo,
+                    round_=k,
+                    beta=beta,
+                    expert=config.dagger_expert,
+                    workers=config.workers,
+                )
+                append_round(data, [episodes], round_=k, beta=beta, policy_path=previous)
+            train = _train_config(base, run, data, _epochs(config, base, k), previous)
+            _fit(train, run / "train.yaml")
+        checkpoints.append(ckpt)
+        previous = ckpt
+    return checkpoints
+
+
+def _epochs(config: CurveConfig, base: dict[str, Any], point: int) -> int:
+    """Training epochs of a point: the first from scratch, the later ones fine-tuning."""
+    if point:
+        return config.epochs_per_point
+    if config.first_epochs is not None:
+        return config.first_epochs
+    return int((base.get("trainer") or {}).get("max_epochs") or config.epochs_per_point)
+
+
 def run_curve(config: CurveConfig, command: str) -> Path:
     """Collect, train both methods, evaluate every checkpoint; return the report path."""
     started = time.perf_counter()
@@ -195,45 +277,10 @@ def run_curve(config: CurveConfig, command: str) -> Path:
     except OSError as exc:
         raise UserError(f"cannot read train_config {config.train_config}: {exc.strerror}") from None
     roots = _grow_datasets(config, scenario, out / "data")
-    specs: list[dict[str, str]] = []
-    for k, root in enumerate(roots):
-        run = out / "bc" / f"point-{k}"
-        ckpt = run / "checkpoints" / "last.ckpt"
-        if not ckpt.exists():
-            epochs = (k + 1) * config.epochs_per_point
-            _fit(_train_config(base, run, root, epochs), run / "train.yaml")
-        specs.append({"spec": f"cnn:{ckpt}", "series": "BC"})
-    dagger_data = out / "data" / "dagger"
-    dagger_run = out / "dagger"
-    if not (dagger_run / "checkpoints" / "last.ckpt").exists():
-        if dagger_data.exists():
-            shutil.rmtree(dagger_data)  # an interrupted DAgger run restarts from bc-0
-        shutil.copytree(roots[0], dagger_data)
-        train = _train_config(
-            base, dagger_run, dagger_data, (config.points + 1) * config.epochs_per_point
-        )
-        trainer = train["trainer"]
-        trainer["reload_dataloaders_every_n_epochs"] = 1
-        trainer["callbacks"].append(
-            {
-                "class_path": "driving.dagger.DAgger",
-                "init_args": {
-                    "rounds": config.points,
-                    "every_n_epochs": config.epochs_per_point,
-                    "episodes_per_round": config.episodes_per_point,
-                    "workers": config.workers,
-                    "beta0": config.beta0,
-                    "beta_decay": config.beta_decay,
-                    "expert": config.expert,
-                    "first_seed": DAGGER_FIRST_SEED,
-                    "overrides": config.overrides,
-                },
-            }
-        )
-        _fit(train, dagger_run / "train.yaml")
-    for r in range(2, config.points + 1):  # round r's policy has trained on r - 1 rounds
-        specs.append({"spec": f"cnn:{policy_checkpoint(dagger_run, r)}", "series": "DAgger"})
-    specs.append({"spec": f"cnn:{dagger_run / 'checkpoints' / 'last.ckpt'}", "series": "DAgger"})
+    bc = _bc_points(config, base, roots, out)
+    dagger = _dagger_points(config, base, scenario, roots[0], bc[0], out)
+    specs = [{"spec": f"cnn:{ckpt}", "series": "BC"} for ckpt in bc]
+    specs += [{"spec": f"cnn:{ckpt}", "series": "DAgger"} for ckpt in dagger]
     compare = CompareConfig(
         agents=[*specs, {"spec": "modular-oracle"}, {"spec": "modular-vision"}],
         scenario=config.scenario,

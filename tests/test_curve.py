@@ -51,6 +51,7 @@ def test_curve_runs_bc_and_dagger_and_reports_both_series(driving_cli, tmp_path)
         "first_episodes": 2,
         "episodes_per_point": 2,
         "points": 2,
+        "first_epochs": 1,
         "epochs_per_point": 1,
         "episodes": 2,
         "workers": 1,
@@ -70,6 +71,22 @@ def test_curve_runs_bc_and_dagger_and_reports_both_series(driving_cli, tmp_path)
     assert bc2["seeds"]["done"] == [0, 1, 2, 3, 4, 5]  # nested: bc-1's seeds plus two more
     dagger = json.loads((out / "data" / "dagger" / "manifest.json").read_text())
     assert [e.get("dagger_round") for e in dagger["episodes"]] == [None, None, 1, 1, 2, 2]
+    # every later point fine-tunes the one before it; DAgger's round k is driven by point k - 1
+    point = {
+        (method, k): out / method / f"point-{k}" / "checkpoints" / "last.ckpt"
+        for method in ("bc", "dagger")
+        for k in range(3)
+    }
+    point["dagger", 0] = point["bc", 0]
+    for method, k in [("bc", 1), ("bc", 2), ("dagger", 1), ("dagger", 2)]:
+        train = yaml.safe_load((out / method / f"point-{k}" / "train.yaml").read_text())
+        assert train["model"]["init_from"] == str(point[method, k - 1])
+        assert train["trainer"]["max_epochs"] == 1
+    drivers = {e.get("dagger_round"): e.get("policy") for e in dagger["episodes"]}
+    assert drivers[1] == str(point["dagger", 0]) and drivers[2] == str(point["dagger", 1])
+    curve_again = driving_cli(["curve", "--config", str(path)])  # every point is there: no work
+    assert curve_again.returncode == 0, curve_again.stderr[-3000:]
+    assert json.loads((out / "data" / "dagger" / "manifest.json").read_text()) == dagger
 
 
 def test_curve_bad_recipe_is_a_one_line_error(driving_cli, tmp_path):
