@@ -166,31 +166,32 @@ def test_the_agent_drives_tiny_highway_episodes_without_crashing(make):
     assert max(ep.latency_ms.mean() for ep in episodes) < 50.0
 
 
-def test_the_memoryless_oracle_forgets_a_lane_decision_the_car_did_not_follow():
-    # DAgger's labeller: when the network, not the oracle, drove the car, the oracle's memory of
+def test_labelling_oracles_forget_a_lane_decision_the_car_did_not_follow():
+    # DAgger's labellers: when the network, not the oracle, drove the car, the oracle's memory of
     # a lane change (here planted by hand) must not decide the label; the frame alone does
     scenario = get_scenario("highway").with_overrides(TINY)
     env = envs.make(scenario)
     obs, info = env.reset(seed=1_000_000)
     env.close()
-    first: dict[str, dict] = {}
-    for arg in (None, "memoryless"):
+    for arg in (None, "memoryless", "nearest-lane"):
         agent = make_oracle_agent(scenario, arg)
         agent.reset(1_000_000)
         agent.act(obs, info)
-        first[str(arg)] = agent.explain()
+        first = agent.explain()
         # plant the neighbour lane the oracle did not choose (4 m lanes, y to the right)
-        side = -1 if first[str(arg)]["target_lane"] >= first[str(arg)]["lane"] else 1
-        agent._state[0] = PlannerState(target_offset=4.0 * side - first[str(arg)]["lateral_offset"])
+        side = -1 if first["target_lane"] >= first["lane"] else 1
+        agent._state[0] = PlannerState(target_offset=4.0 * side - first["lateral_offset"])
         agent.act(obs, info)
         planted = agent.explain()
+        assert agent.describe()["memoryless"] is (arg is not None)
         if arg is None:  # the stateful oracle heads for the lane it remembers
-            assert planted["target_lane"] == first["None"]["lane"] + side
+            assert planted["target_lane"] == first["lane"] + side
             assert planted["decision"] == ("change left" if side < 0 else "change right")
-        else:  # the memoryless one decides from the frame as if it had just taken over
-            assert planted["target_lane"] == first["memoryless"]["target_lane"]
-            assert planted["decision"] == first["memoryless"]["decision"]
-            assert agent.describe()["memoryless"] is True
+        else:  # a labeller decides from the frame as if it had just taken over
+            assert planted["target_lane"] == first["target_lane"]
+            assert planted["decision"] == first["decision"]
+        if arg == "nearest-lane":  # and this one only ever keeps to the nearest lane
+            assert planted["decision"] == "keep lane" and planted["target_lane"] == first["lane"]
 
 
 @pytest.mark.parametrize("name", ["highway-dense", "merge", "racetrack"])

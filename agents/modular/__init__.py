@@ -47,24 +47,33 @@ def _no_arg(kind: str, arg: str | None) -> None:
         raise UserError(f"agent 'modular-{kind}' takes no argument, got {arg!r}")
 
 
-MEMORYLESS = "memoryless"
-"""``modular-oracle:memoryless``: the oracle that re-plans from the current state at every step
-(:class:`ModularAgent`'s ``memoryless``), DAgger's labeller."""
+LABELLERS = {
+    "memoryless": "re-plans from each frame alone (no lane change under way, no cooldown)",
+    "nearest-lane": "re-plans from each frame and never starts a lane change: it steers to the "
+    "centre of the nearest lane and follows that lane's leader",
+}
+"""Arguments of ``modular-oracle:ARG``: oracles for labelling states another driver reached
+(DAgger), whose action depends on the current frame only (:class:`ModularAgent`'s
+``memoryless``)."""
 
 
 def make_oracle_agent(scenario: Scenario, arg: str | None = None) -> ModularAgent:
-    """The modular agent on ground-truth perception (``modular-oracle``, or
-    ``modular-oracle:memoryless`` to forget the lane decision between steps)."""
-    if arg not in (None, "", MEMORYLESS):
-        raise UserError(f"agent 'modular-oracle' takes no argument or {MEMORYLESS!r}, got {arg!r}")
+    """The modular agent on ground-truth perception (``modular-oracle``), or one of its
+    :data:`LABELLERS` (``modular-oracle:memoryless``, ``modular-oracle:nearest-lane``)."""
+    if arg not in (None, "", *LABELLERS):
+        raise UserError(
+            f"agent 'modular-oracle' takes no argument or one of {sorted(LABELLERS)}, got {arg!r}"
+        )
     planner, gains = settings_for(scenario)
+    if arg == "nearest-lane":
+        planner = replace(planner, lane_changes=False)
     return ModularAgent(
         scenario,
         OraclePerception,
         planner,
         gains,
         name="modular-oracle",
-        memoryless=arg == MEMORYLESS,
+        memoryless=bool(arg),
     )
 
 
