@@ -7,7 +7,8 @@ spec                             agent
 ``keep-lane``                    constant zero action: no steering, no acceleration
 ``idm``                          highway-env's IDM/MOBIL driver in the ego car's place (privileged)
 ``modular-oracle``               perception -> planning -> control on ground-truth perception
-``modular-oracle:memoryless``    the same, re-planning from each frame alone (DAgger's labeller)
+``modular-oracle:memoryless``    the same, re-planning from each frame alone (a DAgger labeller)
+``modular-oracle:nearest-lane``  the same, never starting a lane change (a DAgger labeller)
 ``modular-vision``               the same pipeline with OpenCV perception on the pixels
 ``cnn:PATH``                     the behaviour-cloned network of checkpoint ``PATH``
 ===============================  =================================================================

@@ -6,7 +6,7 @@ Reads a YAML recipe (see ``experiments/curve_highway.yaml``)::
     overrides: {}                 # scenario overrides for collection, training and evaluation
     train_config: experiments/bc_cpu_small.yaml   # the LightningCLI config both methods share
     expert: modular-oracle        # drives and labels the BC demonstrations
-    dagger_expert: modular-oracle:memoryless   # labels DAgger's frames (re-plans every step)
+    dagger_expert: modular-oracle:nearest-lane   # labels DAgger's frames (see driving.dagger)
     first_episodes: 10            # expert episodes of the smallest budget (BC and DAgger start)
     episodes_per_point: 10        # expert-labelled episodes added per point of the curve
     points: 3                     # points after the first
@@ -79,7 +79,7 @@ class CurveConfig:
     overrides: dict[str, Any] = field(default_factory=dict)
     train_config: str = "experiments/bc_cpu_small.yaml"
     expert: str = "modular-oracle"
-    dagger_expert: str = "modular-oracle:memoryless"
+    dagger_expert: str = "modular-oracle:nearest-lane"
     first_episodes: int = 10
     episodes_per_point: int = 10
     points: int = 3

@@ -13,9 +13,13 @@ training epochs, from ``driving fit --config experiments/dagger_highway.yaml``:
    executed action is the expert's with probability ``beta`` and the policy's otherwise
    (:class:`BetaMixture`, ``beta = beta0 * beta_decay ** (round - 1)``);
 2. the expert labels every visited frame (``Episode.expert_actions``); by default
-   ``modular-oracle:memoryless``, which re-plans from the frame alone: a labeller that remembers
-   the lane change it decided would keep steering back to a lane the network has left, a label
-   the frame cannot explain;
+   ``modular-oracle:nearest-lane``, which re-plans from the frame alone and never starts a lane
+   change: it steers to the nearest lane's centre behind that lane's leader. The plain oracle
+   remembers the lane change it decided and keeps steering back to a lane the network has left;
+   a labeller that re-runs its lane choice every frame flips between left and right. Either way
+   the label is not a function of the frame, and the network averages it (one round from the
+   same policy, 50 validation episodes: completed 0.98 with nearest-lane, 0.76 with the
+   memoryless oracle that may change lanes);
 3. the episodes are appended to the dataset folder as one shard whose episode records carry
    their provenance (``dagger_round``, ``beta``, ``rank`` of the process that drove them,
    ``policy``: the checkpoint of the network that
@@ -175,7 +179,7 @@ class DAgger(pl.Callback):
         workers: int = 1,
         beta0: float = 0.5,
         beta_decay: float = 0.5,
-        expert: str = "modular-oracle:memoryless",
+        expert: str = "modular-oracle:nearest-lane",
         first_seed: int = 50_000,
         overrides: dict[str, Any] | None = None,
         max_expert_labels: int | None = None,
