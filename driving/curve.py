@@ -62,7 +62,7 @@ from agents.registry import make_agent
 from driving.argparse_util import ArgumentParser, apply_flags, positive_int
 from driving.collect import DartNoise, collect
 from driving.compare import CompareConfig, run_compare
-from driving.dagger import append_round, drive_round, round_seeds
+from driving.dagger import append_round, drive_round, round_beta, round_seeds
 from driving.dataset import DatasetWriter, read_manifest
 from envs.errors import UserError
 from envs.scenarios import Scenario, get_scenario
@@ -239,7 +239,7 @@ def _dagger_points(
             )
             done = set(read_manifest(data)["seeds"]["done"])
             todo = [s for s in seeds if s not in done]  # a resumed curve keeps what it drove
-            beta = config.beta0 * config.beta_decay ** (k - 1)
+            beta = round_beta(config.beta0, config.beta_decay, k)
             if todo:
                 episodes = drive_round(
                     make_agent(f"cnn:{previous}", scenario),

@@ -92,6 +92,12 @@ def policy_checkpoint(root_dir: str | Path, round_: int) -> Path:
     return Path(root_dir) / "dagger" / f"round{round_:02d}.ckpt"
 
 
+def round_beta(beta0: float, beta_decay: float, round_: int) -> float:
+    """The expert-execution probability of round ``round_`` (1-based): ``beta0`` decayed by
+    ``beta_decay`` at every later round."""
+    return beta0 * beta_decay ** (round_ - 1)
+
+
 def round_seeds(
     train_seeds: Any, first_seed: int, episodes_per_round: int, round_: int
 ) -> list[int]:
@@ -203,7 +209,7 @@ class DAgger(pl.Callback):
     # -- schedule ------------------------------------------------------------------------------
     def beta(self, round_: int) -> float:
         """The expert-execution probability of round ``round_`` (1-based)."""
-        return self.beta0 * self.beta_decay ** (round_ - 1)
+        return round_beta(self.beta0, self.beta_decay, round_)
 
     def round_seeds(self, scenario_train: Any, round_: int) -> list[int]:
         """The training seeds of round ``round_`` (all processes together)."""
