@@ -61,9 +61,7 @@ def compare(name: str, steps: int, seed: int) -> dict[str, object]:
         }
     if not covered:
         result["fast"] = result["stock"]
-    result["speedup"] = (
-        result["fast"]["policy_steps_per_s"] / result["stock"]["policy_steps_per_s"]
-    )
+    result["speedup"] = result["fast"]["policy_steps_per_s"] / result["stock"]["policy_steps_per_s"]
     return result
 
 
@@ -74,7 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0, help="first episode seed")
     parser.add_argument(
-        "--scenarios", nargs="+", choices=sorted(SCENARIOS), default=list(SCENARIOS),
+        "--scenarios",
+        nargs="+",
+        choices=sorted(SCENARIOS),
+        default=list(SCENARIOS),
         help="scenarios to compare (default: all; uncovered ones are marked stock fallback)",
     )
     parser.add_argument("--json", help="also write the figures to this JSON file")

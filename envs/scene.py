@@ -86,8 +86,10 @@ class LaneGeometry:
             self.lane == other.lane
             and self.width == other.width
             and np.array_equal(self.centerline, other.centerline)
-            and (self.speed_limit == other.speed_limit
-                 or (math.isnan(self.speed_limit) and math.isnan(other.speed_limit)))
+            and (
+                self.speed_limit == other.speed_limit
+                or (math.isnan(self.speed_limit) and math.isnan(other.speed_limit))
+            )
         )
 
 

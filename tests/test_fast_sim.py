@@ -95,8 +95,15 @@ def _run(seed: int, fast: bool, policy: str, steps: int) -> list[dict]:
             action = np.array([rng.uniform(0.2, 1.0), rng.uniform(-0.3, 0.3)], np.float32)
         obs, reward, terminated, truncated, info = env.step(action)
         cars = _cars(env.sim.road.vehicles)
-        record.append({"obs": obs, "info": info, "cars": cars, "reward": reward,
-                       "done": (terminated, truncated)})
+        record.append(
+            {
+                "obs": obs,
+                "info": info,
+                "cars": cars,
+                "reward": reward,
+                "done": (terminated, truncated),
+            }
+        )
         if (terminated or truncated) and policy == "idm":
             break
     record[-1]["rng"] = env.sim.road.np_random.bit_generator.state
@@ -129,8 +136,23 @@ def test_fast_matches_stock_step_by_step(seed: int, policy: str) -> None:
 def _hand_placed_road(fast: bool) -> Road:
     """Cars, ties, an obstacle and a landmark on a 3-lane road, in a deliberately tricky order."""
     road = Road(network=RoadNetwork.straight_road_network(3), np_random=np.random.default_rng(0))
-    for x, y in [(50, 0), (50, 0), (30, 4), (50.0, 4), (70, 4.5), (70, 3.5), (10, 8), (90, 6.9),
-                 (90, 7.1), (-4, 0), (-6, 4), (9999, 8), (10004.9, 8), (40, -3.1), (60, 11)]:
+    for x, y in [
+        (50, 0),
+        (50, 0),
+        (30, 4),
+        (50.0, 4),
+        (70, 4.5),
+        (70, 3.5),
+        (10, 8),
+        (90, 6.9),
+        (90, 7.1),
+        (-4, 0),
+        (-6, 4),
+        (9999, 8),
+        (10004.9, 8),
+        (40, -3.1),
+        (60, 11),
+    ]:
         road.vehicles.append(IDMVehicle(road, [x, y], speed=20))
     road.vehicles.append(Vehicle(road, [50, 4], speed=25))
     road.objects.append(Obstacle(road, [50, 8]))
@@ -148,8 +170,11 @@ def _two_segment_road(fast: bool) -> Road:
     rng = np.random.default_rng(1)
     for k in range(14):
         kind = LinearVehicle if k == 5 else IDMVehicle
-        car = kind(road, [rng.uniform(40, 99), 4 * rng.integers(0, 3) + rng.uniform(-0.6, 0.6)],
-                   speed=rng.uniform(15, 30))
+        car = kind(
+            road,
+            [rng.uniform(40, 99), 4 * rng.integers(0, 3) + rng.uniform(-0.6, 0.6)],
+            speed=rng.uniform(15, 30),
+        )
         car.randomize_behavior()
         road.vehicles.append(car)
     road.vehicles.insert(3, Vehicle(road, [70, 4], speed=22))
@@ -204,8 +229,12 @@ def test_skipped_collision_pairs_are_those_stock_finds_clear() -> None:
     for _ in range(300):
         things = []
         for _ in range(4):
-            v = Vehicle(road, [100 + rng.uniform(-7, 7), 4 + rng.uniform(-4, 4)],
-                        heading=rng.uniform(-0.4, 0.4), speed=rng.uniform(0, 35))
+            v = Vehicle(
+                road,
+                [100 + rng.uniform(-7, 7), 4 + rng.uniform(-4, 4)],
+                heading=rng.uniform(-0.4, 0.4),
+                speed=rng.uniform(0, 35),
+            )
             things.append(v)
         things.append(Obstacle(road, [100 + rng.uniform(-7, 7), 4 + rng.uniform(-4, 4)]))
         candidates = set(collision_candidates(things, 4, dt))
@@ -236,8 +265,10 @@ def test_fast_observation_drawing_is_pixel_identical(scenario: str) -> None:
         for y in (-2.0, 5.9, 13.1):
             ego.position[:] = (x, y)
             for other in others:
-                other.position[:] = (x + rng.choice([-1, 1]) * rng.uniform(20, 50),
-                                     y + rng.uniform(-30, 30))
+                other.position[:] = (
+                    x + rng.choice([-1, 1]) * rng.uniform(20, 50),
+                    y + rng.uniform(-30, 30),
+                )
             for v in (viewer, stock):
                 v.observer_vehicle = ego
                 v.display()
@@ -263,8 +294,9 @@ def test_fast_simulation_is_the_default() -> None:
 
 def test_bench_sim_writes_figures(tmp_path, capsys) -> None:
     out = tmp_path / "sim.json"
-    assert bench_sim_main(["--steps", "3", "--scenarios", "highway", "merge", "--json",
-                           str(out)]) == 0
+    assert (
+        bench_sim_main(["--steps", "3", "--scenarios", "highway", "merge", "--json", str(out)]) == 0
+    )
     figures = json.loads(out.read_text())
     assert figures["highway"]["fast_path"] == "covered"
     assert figures["merge"]["fast_path"] == "stock fallback"

@@ -53,13 +53,17 @@ def collision_candidates(things: list[RoadObject], n: int, dt: float) -> list[tu
     cos_ab = np.abs(np.cos(heading[second] - heading[first]))
     sin_ab = np.abs(np.sin(heading[second] - heading[first]))
     along = (
-        np.abs(d[:, 0] * cos_a + d[:, 1] * sin_a) - half_length[first]
-        - cos_ab * half_length[second] - sin_ab * half_width[second]
+        np.abs(d[:, 0] * cos_a + d[:, 1] * sin_a)
+        - half_length[first]
+        - cos_ab * half_length[second]
+        - sin_ab * half_width[second]
         - np.abs(travel[:, 0] * cos_a + travel[:, 1] * sin_a)
     )
     across = (
-        np.abs(d[:, 1] * cos_a - d[:, 0] * sin_a) - half_width[first]
-        - sin_ab * half_length[second] - cos_ab * half_width[second]
+        np.abs(d[:, 1] * cos_a - d[:, 0] * sin_a)
+        - half_width[first]
+        - sin_ab * half_length[second]
+        - cos_ab * half_width[second]
         - np.abs(travel[:, 1] * cos_a - travel[:, 0] * sin_a)
     )
     touching = (along <= SLACK_M) & (across <= SLACK_M)

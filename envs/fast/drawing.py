@@ -86,9 +86,8 @@ def _near_frame(vehicles: list, surface: WorldSurface) -> list:
         return []
     xy = (np.array([v.position for v in vehicles], dtype=float) - surface.origin) * surface.scaling
     near = (
-        (np.abs(xy[:, 0] - surface.get_width() / 2) < surface.get_width() / 2 + NEAR_FRAME_PX)
-        & (np.abs(xy[:, 1] - surface.get_height() / 2) < surface.get_height() / 2 + NEAR_FRAME_PX)
-    )
+        np.abs(xy[:, 0] - surface.get_width() / 2) < surface.get_width() / 2 + NEAR_FRAME_PX
+    ) & (np.abs(xy[:, 1] - surface.get_height() / 2) < surface.get_height() / 2 + NEAR_FRAME_PX)
     return [v for v, keep in zip(vehicles, near.tolist(), strict=True) if keep]
 
 
@@ -99,8 +98,13 @@ class FastLaneViewer(EnvViewer):
     def display(self) -> None:
         table = getattr(self.env.road, "table", None)
         if (
-            table is None or not self.enabled or not self.offscreen or self.vehicle_trajectory
-            or EnvViewer.agent_display or self.SAVE_IMAGES or self.env.road.record_history
+            table is None
+            or not self.enabled
+            or not self.offscreen
+            or self.vehicle_trajectory
+            or EnvViewer.agent_display
+            or self.SAVE_IMAGES
+            or self.env.road.record_history
         ):
             super().display()
             return

@@ -104,8 +104,10 @@ def interaction_acceleration(
         front_speed, front_heading: leader state.
     """
     cos_e, sin_e = np.cos(heading), np.sin(heading)
-    relative = _pairs(speed * cos_e - front_speed * np.cos(front_heading),
-                      speed * sin_e - front_speed * np.sin(front_heading))
+    relative = _pairs(
+        speed * cos_e - front_speed * np.cos(front_heading),
+        speed * sin_e - front_speed * np.sin(front_heading),
+    )
     dv = np.vecdot(relative, _pairs(cos_e, sin_e))
     d_star = _DISTANCE_WANTED + speed * _TIME_WANTED + speed * dv / _GAP_SPEED_DIVISOR
     return _COMFORT_ACC_MAX * np.power(d_star / not_zero(gap), 2)

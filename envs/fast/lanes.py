@@ -101,8 +101,6 @@ class AxisLaneTable:
         s = x[None, :] - self._x0
         r = y[None, :] - self._y0
         angle = np.abs(((heading[None, :] - self._heading) + np.pi) % (2 * np.pi) - np.pi)
-        distance = (
-            np.abs(r) + np.maximum(s - self._length, 0) + np.maximum(0 - s, 0) + 1.0 * angle
-        )
+        distance = np.abs(r) + np.maximum(s - self._length, 0) + np.maximum(0 - s, 0) + 1.0 * angle
         lanes = self.lanes
         return [lanes[k] for k in np.argmin(distance, axis=0).tolist()]

@@ -62,8 +62,20 @@ def _mutating(name: str):
     return method
 
 
-for _name in ("__setitem__", "__delitem__", "__iadd__", "__imul__", "append", "extend",
-              "insert", "pop", "remove", "clear", "sort", "reverse"):
+for _name in (
+    "__setitem__",
+    "__delitem__",
+    "__iadd__",
+    "__imul__",
+    "append",
+    "extend",
+    "insert",
+    "pop",
+    "remove",
+    "clear",
+    "sort",
+    "reverse",
+):
     setattr(VersionedList, _name, _mutating(_name))
 
 
@@ -142,7 +154,8 @@ class FastRoad(Road):
         by_index = self.table.by_index
         drivers = [v for v in self._vehicles if type(v) is IDMVehicle and not v.crashed]
         batchable = all(
-            v.lane_index in by_index and v.target_lane_index in by_index
+            v.lane_index in by_index
+            and v.target_lane_index in by_index
             and not self._at_lane_end(v)
             for v in drivers
         )
@@ -192,8 +205,13 @@ class FastRoad(Road):
         contested lane change sees the targets of the vehicles before it already updated.
         """
         proposals = self._mobil_batch(
-            [v for v in drivers if v.enable_lane_change and v.lane_index == v.target_lane_index
-             and v.timer > v.LANE_CHANGE_DELAY]
+            [
+                v
+                for v in drivers
+                if v.enable_lane_change
+                and v.lane_index == v.target_lane_index
+                and v.timer > v.LANE_CHANGE_DELAY
+            ]
         )
         for v in self._vehicles:
             kind = type(v)
@@ -255,8 +273,10 @@ class FastRoad(Road):
                 if new_rear_pred_a < -v.LANE_CHANGE_MAX_BRAKING_IMPOSED:
                     verdicts.append((lane_index, False))
                     continue
-                jerk = self_pred_a - self_a + v.POLITENESS * (
-                    new_rear_pred_a - new_rear_a + old_rear_pred_a - old_rear_a
+                jerk = (
+                    self_pred_a
+                    - self_a
+                    + v.POLITENESS * (new_rear_pred_a - new_rear_a + old_rear_pred_a - old_rear_a)
                 )
                 verdicts.append((lane_index, not jerk < v.LANE_CHANGE_MIN_ACC_GAIN))
             proposals[v] = verdicts
