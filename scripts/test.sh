@@ -12,5 +12,6 @@ if ! command -v Xvfb >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get
     || echo "test: could not install xvfb; the live-window test will be skipped" >&2
 fi
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 export WANDB_MODE="${WANDB_MODE:-offline}"
 exec .venv/bin/python -m pytest "$@"
