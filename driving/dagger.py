@@ -126,6 +126,8 @@ def drive_round(
 ) -> list[Episode]:
     """Round ``round_``'s episodes on ``seeds``: ``policy`` drives, mixed with the ``expert``
     spec's actions at rate ``beta`` (:class:`BetaMixture`); the expert labels every frame."""
+    device = getattr(policy, "device", "cpu")  # a network policy infers on its own device
+    label = f"DAgger round {round_} (beta {beta:.2f}, policy on {device})"
     return list(
         iter_episodes(
             policy,
@@ -135,7 +137,7 @@ def drive_round(
             expert=make_agent(expert, scenario),
             mixer=BetaMixture(beta, round_),
             record_frames=True,
-            progress=f"DAgger round {round_} (beta {beta:.2f})" if progress else False,
+            progress=label if progress else False,
         )
     )
 

@@ -21,9 +21,19 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> i
         raise UserError(f"video path {path} must end in .mp4 (or .mov/.mkv)")
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
-    with imageio.get_writer(
-        path, fps=fps, codec="libx264", macro_block_size=1, quality=7, pixelformat="yuv420p"
-    ) as writer:
+    try:  # FFMPEG named: without its plugin imageio would pick another writer and fail later
+        writer = imageio.get_writer(
+            path,
+            format="FFMPEG",
+            fps=fps,
+            codec="libx264",
+            macro_block_size=1,
+            quality=7,
+            pixelformat="yuv420p",
+        )
+    except (ImportError, RuntimeError) as exc:
+        raise UserError(f"cannot write {path}: {exc}") from None
+    with writer:
         for frame in frames:
             writer.append_data(_even(frame))
             count += 1
