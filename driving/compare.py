@@ -14,9 +14,12 @@ Reads a YAML config (see ``experiments/compare_highway.yaml``)::
       - {name: 3 lanes, scenario: highway, overrides: {lanes_count: 3}}
     out: runs/compare_highway
     wandb: true                    # log the tables and plots to W&B (offline by default)
+    fresh: false                   # true: drive every agent again (see driving.eval_cache)
 
 and writes ``report.md`` (tables with 95% intervals, cost columns, plots), one evaluation folder
-per agent and variant, and ``results.json``. Command-line flags override the config.
+per agent and variant, and ``results.json``. Command-line flags override the config. An agent
+whose evaluation folder holds the same agent, checkpoint, scenario, seeds and code is not
+driven again (:mod:`driving.eval_cache`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import yaml
 from agents.registry import make_agent
 from driving.argparse_util import ArgumentParser, apply_flags, positive_int
 from driving.comparison_table import print_comparison
+from driving.eval_cache import cached_summary, evaluation_key, forget, remember
 from driving.evaluate import evaluate_agent, write_evaluation
 from driving.report import write_report
 from driving.versions import package_versions
@@ -65,6 +69,7 @@ class CompareConfig:
     out: str = "runs/compare"
     wandb: bool = True
     title: str = "End-to-end vs modular: closed-loop comparison"
+    fresh: bool = False
 
 
 def load_config(path: Path) -> CompareConfig:
@@ -103,6 +108,9 @@ def load_config(path: Path) -> CompareConfig:
         value = getattr(config, name)
         if not isinstance(value, kind) or isinstance(value, bool) or value < 1:
             raise UserError(f"config {path}: {name} must be a positive integer, got {value!r}")
+    for name in ("wandb", "fresh"):
+        if not isinstance(getattr(config, name), bool):
+            raise UserError(f"config {path}: {name} must be true or false")
     return config
 
 
@@ -121,22 +129,28 @@ def run_compare(config: CompareConfig, command: str) -> Path:
         seeds = scenario.evaluation_seeds.first(config.episodes)
         for entry in entries:
             spec = entry["spec"]
+            folder = out / "evaluations" / _slug(variant) / _slug(spec)
             agent = make_agent(spec, scenario)
             try:
-                evaluation = evaluate_agent(
-                    agent,
-                    scenario,
-                    seeds,
-                    workers=config.workers,
-                    progress=f"{variant} | {spec}",
-                )
+                key = evaluation_key(spec, agent, scenario, seeds)
+                summary = None if config.fresh else cached_summary(folder, key)
+                if summary is None:
+                    forget(folder)
+                    evaluation = evaluate_agent(
+                        agent,
+                        scenario,
+                        seeds,
+                        workers=config.workers,
+                        progress=f"{variant} | {spec}",
+                    )
+                    write_evaluation(evaluation, folder)
+                    remember(folder, key)
+                    summary = evaluation.summary
+                else:
+                    print(f"{variant} | {spec}: reused {folder} (same agent, code, seeds)")
             finally:
                 agent.close()
-            folder = out / "evaluations" / _slug(variant) / _slug(spec)
-            write_evaluation(evaluation, folder)
-            results.append(
-                {"variant": variant, "series": entry.get("series"), "summary": evaluation.summary}
-            )
+            results.append({"variant": variant, "series": entry.get("series"), "summary": summary})
         print_comparison(
             [r["summary"] for r in results if r["variant"] == variant], f"{variant}: mean [95% CI]"
         )
@@ -201,6 +215,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--agents", help="override agents: comma-separated specs")
     parser.add_argument("--out", help="override the output folder")
     parser.add_argument("--no-wandb", action="store_true", help="do not log to W&B")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="drive every agent again, even where a matching evaluation is stored",
+    )
     args = parser.parse_args(argv)
     config = load_config(args.config)
     apply_flags(config, args, ("episodes", "workers", "out"))
@@ -208,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config.agents = [a.strip() for a in args.agents.split(",") if a.strip()]
     if args.no_wandb:
         config.wandb = False
+    if args.fresh:
+        config.fresh = True
     command = "driving compare " + shlex.join(list(argv if argv is not None else sys.argv[2:]))
     run_compare(config, command)
     return 0

@@ -12,6 +12,7 @@ Reads a YAML recipe (see ``experiments/curve_highway.yaml``)::
     points: 3                     # points after the first
     first_epochs: null            # epochs of point 0 from scratch (null: the train config's)
     epochs_per_point: 2           # fine-tuning epochs of every later point, both methods
+    seeds: [0]                    # training seeds: each fine-tuned chain is repeated per seed
     beta0: 0.5                    # DAgger's expert-execution probability at its first round
     beta_decay: 0.5
     noise_steer: 0.0              # DART noise of the BC demonstrations
@@ -24,18 +25,23 @@ and runs, all inside ``out``:
 1. BC datasets: ``data/bc-0`` holds the first ``first_episodes`` training seeds; ``data/bc-k``
    is ``data/bc-(k-1)`` plus the next ``episodes_per_point`` seeds (collected once, copied).
 2. Point 0, shared by both methods: ``driving fit`` from scratch on ``data/bc-0`` for
-   ``first_epochs`` epochs.
-3. BC point ``k``: point ``k - 1``'s weights fine-tuned on ``data/bc-k`` for
-   ``epochs_per_point`` epochs (``model.init_from``).
-4. DAgger point ``k`` (Ross et al. 2011): point ``k - 1``'s policy drives round ``k``
-   (``episodes_per_point`` new training seeds, mixed with the expert at rate
-   ``beta0 * beta_decay ** (k - 1)``), ``dagger_expert`` labels every frame, the frames are
-   appended with their provenance to ``data/dagger`` (a copy of ``data/bc-0``), and the policy
-   is fine-tuned on the aggregate for ``epochs_per_point`` epochs. The rounds use the same
-   functions as the :class:`~driving.dagger.DAgger` callback of ``driving fit``.
-5. ``driving compare`` over every checkpoint (series ``BC`` and ``DAgger``) and the modular
+   ``first_epochs`` epochs (``bc/point-0``, the train config's own seed).
+3. For each training seed ``s`` of ``seeds`` (``seed_everything``: batch order, augmentation),
+   a chain of points after point 0, for each method:
+
+   - BC point ``k`` (``bc/seed-s/point-k``): point ``k - 1``'s weights fine-tuned on
+     ``data/bc-k`` for ``epochs_per_point`` epochs (``model.init_from``).
+   - DAgger point ``k`` (``dagger/seed-s/point-k``; Ross et al. 2011): point ``k - 1``'s policy
+     drives round ``k`` (``episodes_per_point`` new training seeds, mixed with the expert at
+     rate ``beta0 * beta_decay ** (k - 1)``), ``dagger_expert`` labels every frame, the frames
+     are appended with their provenance to ``data/dagger-seed-s`` (a copy of ``data/bc-0``),
+     and the policy is fine-tuned on the aggregate for ``epochs_per_point`` epochs. The rounds
+     use the same functions as the :class:`~driving.dagger.DAgger` callback of ``driving fit``.
+
+4. ``driving compare`` over every checkpoint (series ``BC`` and ``DAgger``) and the modular
    agents (reference lines) on the same held-out seeds: ``report.md`` with the curve, its table
-   and the crossover with modular-vision.
+   and the crossover with modular-vision. The checkpoints of one series with the same labels
+   (one per training seed) pool their episodes into one point of the curve.
 
 The two methods get the same training at every point, from the same starting weights with the
 same schedule (the train config's, restarted per point); only the frames added differ. Each
@@ -85,6 +91,7 @@ class CurveConfig:
     points: int = 3
     first_epochs: int | None = None
     epochs_per_point: int = 2
+    seeds: list[int] = field(default_factory=lambda: [0])
     beta0: float = 0.5
     beta_decay: float = 0.5
     noise_steer: float = 0.0
@@ -109,6 +116,17 @@ def load_curve_config(path: Path) -> CurveConfig:
     if unknown:
         raise UserError(f"config {path}: unknown key(s) {sorted(unknown)}; valid: {sorted(valid)}")
     config = CurveConfig(**raw)
+    seeds = config.seeds
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds)
+        or len(set(seeds)) != len(seeds)
+    ):
+        raise UserError(
+            f"config {path}: seeds must be a non-empty list of distinct non-negative integers, "
+            f"got {seeds!r}"
+        )
     for name in (
         "first_episodes",
         "episodes_per_point",
@@ -127,12 +145,20 @@ def load_curve_config(path: Path) -> CurveConfig:
 
 
 def _train_config(
-    base: dict[str, Any], run: Path, data: Path, epochs: int, init_from: Path | None
+    base: dict[str, Any],
+    run: Path,
+    data: Path,
+    epochs: int,
+    init_from: Path | None,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     """The shared training config pointed at ``data`` and ``run`` for ``epochs`` epochs, started
-    from ``init_from``'s weights (None: from scratch): a CSV logger, last-checkpoint saving, no
-    closed-loop validation (the curve evaluates)."""
+    from ``init_from``'s weights (None: from scratch) with training seed ``seed`` (None: the
+    config's): a CSV logger, last-checkpoint saving, no closed-loop validation (the curve
+    evaluates)."""
     config = yaml.safe_load(yaml.safe_dump(base))
+    if seed is not None:
+        config["seed_everything"] = seed
     trainer = config.setdefault("trainer", {})
     trainer["max_epochs"] = epochs
     trainer["default_root_dir"] = str(run)
@@ -199,18 +225,35 @@ def _grow_datasets(config: CurveConfig, scenario: Scenario, data: Path) -> list[
     return roots
 
 
+def _point_zero(config: CurveConfig, base: dict[str, Any], first: Path, out: Path) -> Path:
+    """Train point 0 (both methods' start) from scratch on ``first``; return its checkpoint."""
+    run = out / "bc" / "point-0"
+    ckpt = run / "checkpoints" / "last.ckpt"
+    if not ckpt.exists():
+        _fit(_train_config(base, run, first, _first_epochs(config, base), None), run / "train.yaml")
+    return ckpt
+
+
 def _bc_points(
-    config: CurveConfig, base: dict[str, Any], roots: list[Path], out: Path
+    config: CurveConfig,
+    base: dict[str, Any],
+    roots: list[Path],
+    start: Path,
+    seed: int,
+    out: Path,
 ) -> list[Path]:
-    """Train BC's points; return their last checkpoints (point 0 is shared with DAgger)."""
+    """BC's points 1..``points`` for training seed ``seed``: point ``k`` fine-tunes point
+    ``k - 1`` (point 0: ``start``) on ``roots[k]``; return their last checkpoints."""
     checkpoints: list[Path] = []
-    for k, root in enumerate(roots):
-        run = out / "bc" / f"point-{k}"
+    previous = start
+    for k in range(1, config.points + 1):
+        run = out / "bc" / f"seed-{seed}" / f"point-{k}"
         ckpt = run / "checkpoints" / "last.ckpt"
         if not ckpt.exists():
-            init = checkpoints[-1] if checkpoints else None
-            _fit(_train_config(base, run, root, _epochs(config, base, k), init), run / "train.yaml")
+            train = _train_config(base, run, roots[k], config.epochs_per_point, previous, seed)
+            _fit(train, run / "train.yaml")
         checkpoints.append(ckpt)
+        previous = ckpt
     return checkpoints
 
 
@@ -220,18 +263,20 @@ def _dagger_points(
     scenario: Scenario,
     first: Path,
     start: Path,
+    seed: int,
     out: Path,
 ) -> list[Path]:
-    """DAgger's points 1..``points``: point ``k`` drives round ``k`` with point ``k - 1``'s
-    policy (point 0: ``start``, BC's), appends the expert-labelled frames to a copy of the
-    first dataset ``first``, and fine-tunes that policy on the aggregate."""
-    data = out / "data" / "dagger"
+    """DAgger's points 1..``points`` for training seed ``seed``: point ``k`` drives round ``k``
+    with point ``k - 1``'s policy (point 0: ``start``, BC's), appends the expert-labelled
+    frames to a copy of the first dataset ``first``, and fine-tunes that policy on the
+    aggregate."""
+    data = out / "data" / f"dagger-seed-{seed}"
     if not data.exists():
         shutil.copytree(first, data)
     checkpoints: list[Path] = []
     previous = start
     for k in range(1, config.points + 1):
-        run = out / "dagger" / f"point-{k}"
+        run = out / "dagger" / f"seed-{seed}" / f"point-{k}"
         ckpt = run / "checkpoints" / "last.ckpt"
         if not ckpt.exists():
             seeds = round_seeds(
@@ -251,17 +296,15 @@ def _dagger_points(
                     workers=config.workers,
                 )
                 append_round(data, [episodes], round_=k, beta=beta, policy_path=previous)
-            train = _train_config(base, run, data, _epochs(config, base, k), previous)
+            train = _train_config(base, run, data, config.epochs_per_point, previous, seed)
             _fit(train, run / "train.yaml")
         checkpoints.append(ckpt)
         previous = ckpt
     return checkpoints
 
 
-def _epochs(config: CurveConfig, base: dict[str, Any], point: int) -> int:
-    """Training epochs of a point: the first from scratch, the later ones fine-tuning."""
-    if point:
-        return config.epochs_per_point
+def _first_epochs(config: CurveConfig, base: dict[str, Any]) -> int:
+    """Training epochs of point 0, from scratch: ``first_epochs``, else the train config's."""
     if config.first_epochs is not None:
         return config.first_epochs
     return int((base.get("trainer") or {}).get("max_epochs") or config.epochs_per_point)
@@ -277,8 +320,13 @@ def run_curve(config: CurveConfig, command: str) -> Path:
     except OSError as exc:
         raise UserError(f"cannot read train_config {config.train_config}: {exc.strerror}") from None
     roots = _grow_datasets(config, scenario, out / "data")
-    bc = _bc_points(config, base, roots, out)
-    dagger = _dagger_points(config, base, scenario, roots[0], bc[0], out)
+    start = _point_zero(config, base, roots[0], out)
+    bc = [start]
+    for seed in config.seeds:
+        bc += _bc_points(config, base, roots, start, seed, out)
+    dagger = []
+    for seed in config.seeds:
+        dagger += _dagger_points(config, base, scenario, roots[0], start, seed, out)
     specs = [{"spec": f"cnn:{ckpt}", "series": "BC"} for ckpt in bc]
     specs += [{"spec": f"cnn:{ckpt}", "series": "DAgger"} for ckpt in dagger]
     compare = CompareConfig(
@@ -296,7 +344,8 @@ def run_curve(config: CurveConfig, command: str) -> Path:
     minutes = (time.perf_counter() - started) / 60
     with report.open("a") as fh:
         fh.write(
-            f"\nWhole curve (collection, training, evaluation): {minutes:.1f} min wall time.\n"
+            f"\nThis run (the collection, training and evaluation it did not find done): "
+            f"{minutes:.1f} min wall time.\n"
         )
     print(f"curve done in {minutes:.1f} min")
     return report

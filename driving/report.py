@@ -12,6 +12,7 @@ Plots (matplotlib, PNG):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import matplotlib.pyplot as plt
 
 from driving.comparison_table import COLUMNS, comparison_markdown
 from driving.evaluate import format_ci
+from driving.stats import pool_rates
 
 BAR_METRICS = ("completed", "collided", "mean_speed_mps")
 REFERENCE_AGENTS = ("modular-oracle", "modular-vision")
@@ -66,10 +68,27 @@ def bar_plot(results: list[dict[str, Any]], metric: str, path: Path) -> Path:
     return path
 
 
-def _curve_points(results: list[dict[str, Any]], variant: str) -> dict[str, list[dict]]:
+@dataclass
+class CurvePoint:
+    """One point of a learning curve: a series' checkpoints trained on the same number of
+    expert labels (one per training seed), their episodes pooled.
+
+    Attributes:
+        labels: expert-labelled frames.
+        runs: the checkpoints' evaluation summaries.
+        completed, collided: pooled rates (:func:`~driving.stats.pool_rates`).
+    """
+
+    labels: int
+    runs: list[dict[str, Any]]
+    completed: dict[str, Any]
+    collided: dict[str, Any]
+
+
+def _curve_points(results: list[dict[str, Any]], variant: str) -> dict[str, list[CurvePoint]]:
     """CNN results of ``variant`` with a label count, by series (``"BC"``, ``"DAgger"``, ...),
-    each sorted by expert labels."""
-    series: dict[str, list[dict]] = {}
+    pooled per label count and sorted by it."""
+    grouped: dict[str, dict[int, list[dict[str, Any]]]] = {}
     for r in results:
         desc = r["summary"].get("agent_description", {})
         if (
@@ -77,10 +96,20 @@ def _curve_points(results: list[dict[str, Any]], variant: str) -> dict[str, list
             and r["summary"]["agent"].startswith("cnn")
             and desc.get("expert_labels")
         ):
-            series.setdefault(r.get("series") or "CNN (BC)", []).append(r)
-    for points in series.values():
-        points.sort(key=lambda r: r["summary"]["agent_description"]["expert_labels"])
-    return series
+            name = r.get("series") or "CNN (BC)"
+            grouped.setdefault(name, {}).setdefault(desc["expert_labels"], []).append(r["summary"])
+    return {
+        name: [
+            CurvePoint(
+                labels,
+                runs,
+                pool_rates([s["metrics"]["completed"] for s in runs]),
+                pool_rates([s["metrics"]["collided"] for s in runs]),
+            )
+            for labels, runs in sorted(by_labels.items())
+        ]
+        for name, by_labels in grouped.items()
+    }
 
 
 def learning_curve(results: list[dict[str, Any]], variant: str, path: Path) -> Path | None:
@@ -92,12 +121,20 @@ def learning_curve(results: list[dict[str, Any]], variant: str, path: Path) -> P
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric in zip(axes, ("completed", "collided"), strict=True):
         for name, points in series.items():
-            xs = [r["summary"]["agent_description"]["expert_labels"] for r in points]
-            stats = [r["summary"]["metrics"][metric] for r in points]
+            xs = [p.labels for p in points]
+            stats = [getattr(p, metric) for p in points]
             errs = list(zip(*(_err(s) for s in stats), strict=True))
-            ax.errorbar(
+            bars = ax.errorbar(
                 xs, [s["mean"] for s in stats], yerr=errs, marker="o", capsize=3, label=name
             )
+            if any(len(p.runs) > 1 for p in points):  # each training seed's own rate, faint
+                ax.scatter(
+                    [p.labels for p in points for _ in p.runs],
+                    [s["metrics"][metric]["mean"] for p in points for s in p.runs],
+                    s=14,
+                    alpha=0.4,
+                    color=bars.lines[0].get_color(),
+                )
         for r in results:
             if r["variant"] == variant and r["summary"]["agent"] in REFERENCE_AGENTS:
                 ax.axhline(
@@ -110,7 +147,7 @@ def learning_curve(results: list[dict[str, Any]], variant: str, path: Path) -> P
         ax.set_xlabel("expert-labelled frames")
         ax.set_ylabel(metric)
         ax.legend(fontsize=8)
-    fig.suptitle(f"learning curve on {variant} (95% CI)")
+    fig.suptitle(f"learning curve on {variant} (runs pooled, 95% CI; dots: each run)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -137,16 +174,16 @@ def crossover_lines(results: list[dict[str, Any]], variant: str) -> list[str]:
     if not series:
         return []
     lines = [
-        "| series | expert labels | completed [95% CI] | collided [95% CI] | episodes |",
-        "| --- | --- | --- | --- | --- |",
+        "| series | expert labels | runs | completed [95% CI] | collided [95% CI] | episodes "
+        "| completed, each run |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, points in series.items():
-        for r in points:
-            m = r["summary"]["metrics"]
-            labels = r["summary"]["agent_description"]["expert_labels"]
+        for p in points:
+            each = ", ".join(f"{s['metrics']['completed']['mean']:.2f}" for s in p.runs)
             lines.append(
-                f"| {name} | {labels:,} | {format_ci(m['completed'])} | "
-                f"{format_ci(m['collided'])} | {m['completed']['n']} |"
+                f"| {name} | {p.labels:,} | {len(p.runs)} | {format_ci(p.completed)} | "
+                f"{format_ci(p.collided)} | {p.completed['n']} | {each} |"
             )
     lines.append("")
     if vision is None:
@@ -159,25 +196,23 @@ def crossover_lines(results: list[dict[str, Any]], variant: str) -> list[str]:
     for name, points in series.items():
         hit = next(
             (
-                r
-                for r in points
-                if r["summary"]["metrics"]["completed"]["mean"] >= vision["completed"]["mean"]
-                and r["summary"]["metrics"]["collided"]["mean"] <= vision["collided"]["mean"]
+                p
+                for p in points
+                if p.completed["mean"] >= vision["completed"]["mean"]
+                and p.collided["mean"] <= vision["collided"]["mean"]
             ),
             None,
         )
         if hit is None:
-            top = points[-1]["summary"]["agent_description"]["expert_labels"]
+            top = points[-1].labels
             lines.append(f"- {name}: no crossover within the budget tried (up to {top:,} labels).")
         else:
-            m = hit["summary"]["metrics"]
-            labels = hit["summary"]["agent_description"]["expert_labels"]
-            where = f"at {labels:,}"
+            where = f"at {hit.labels:,}"
             if hit is points[0]:  # the smallest budget tried already crosses
-                where = f"at or below {labels:,} (the smallest budget tried)"
+                where = f"at or below {hit.labels:,} (the smallest budget tried)"
             lines.append(
                 f"- {name}: crossover {where} expert labels (completed "
-                f"{format_ci(m['completed'])}, collided {format_ci(m['collided'])})."
+                f"{format_ci(hit.completed)}, collided {format_ci(hit.collided)})."
             )
     return [*lines, ""]
 

@@ -52,3 +52,17 @@ def summarize(values: Sequence[float], rate: bool) -> dict[str, object]:
         return {"mean": None, "ci95": None, "n": 0}
     ci = wilson_interval(round(x.sum()), n) if rate else t_interval(x)
     return {"mean": float(x.mean()), "ci95": list(ci) if ci else None, "n": n}
+
+
+def pool_rates(rates: Sequence[dict[str, object]]) -> dict[str, object]:
+    """One rate from several :func:`summarize` rates (``rate=True``): their episodes together.
+
+    For repeats of one recipe (e.g. training seeds): the mean is over all episodes and the
+    Wilson interval counts episodes, not repeats, so it leaves out the spread between repeats;
+    report the repeats' own rates beside it.
+    """
+    n = sum(int(r["n"]) for r in rates)
+    if n == 0:
+        return {"mean": None, "ci95": None, "n": 0}
+    successes = sum(round(float(r["mean"]) * int(r["n"])) for r in rates if r["n"])
+    return {"mean": successes / n, "ci95": list(wilson_interval(successes, n)), "n": n}

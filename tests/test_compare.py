@@ -69,3 +69,38 @@ def test_compare_bad_config_is_a_one_line_error(driving_cli, tmp_path):
     assert_one_line_error(
         driving_cli(["compare", "--config", str(tmp_path / "missing.yaml")]), "missing.yaml"
     )
+
+
+def test_compare_reuses_an_evaluation_only_while_its_key_holds(driving_cli, tmp_path):
+    path = _config(tmp_path, agents=["idm", "keep-lane"], shifts=[], episodes=1, wandb=False)
+    first = driving_cli(["compare", "--config", str(path)])
+    assert first.returncode == 0, first.stderr
+    assert "reused" not in first.stdout
+    summaries = sorted((tmp_path / "cmp" / "evaluations").rglob("summary.json"))
+    assert len(summaries) == 2 and all((s.parent / "key.json").exists() for s in summaries)
+    before = [s.read_bytes() for s in summaries]
+    again = driving_cli(["compare", "--config", str(path)])
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("reused") == 2
+    assert [s.read_bytes() for s in summaries] == before  # not driven, not rewritten
+    more = driving_cli(["compare", "--config", str(path), "--episodes", "2"])  # other seeds
+    assert more.returncode == 0 and "reused" not in more.stdout, more.stderr
+    assert all(json.loads(s.read_text())["episodes"] == 2 for s in summaries)
+    fresh = driving_cli(["compare", "--config", str(path), "--episodes", "2", "--fresh"])
+    assert fresh.returncode == 0 and "reused" not in fresh.stdout, fresh.stderr
+
+
+def test_evaluation_key_changes_with_the_checkpoint_bytes(tmp_path):
+    from agents.registry import make_agent
+    from driving.eval_cache import evaluation_key
+    from envs.scenarios import get_scenario
+
+    scenario = get_scenario("highway")
+    agent = make_agent("idm", scenario)
+    checkpoint = tmp_path / "model.ckpt"
+    checkpoint.write_bytes(b"weights 1")
+    key = evaluation_key(f"cnn:{checkpoint}", agent, scenario, [1, 2])
+    assert key == evaluation_key(f"cnn:{checkpoint}", agent, scenario, [1, 2])
+    checkpoint.write_bytes(b"weights 2")  # retrained in place: same path, other weights
+    assert key != evaluation_key(f"cnn:{checkpoint}", agent, scenario, [1, 2])
+    assert key != evaluation_key(f"cnn:{checkpoint}", agent, scenario, [1, 3])

@@ -7,7 +7,9 @@ import json
 import pytest
 import yaml
 
+from driving.evaluate import format_ci
 from driving.report import crossover_lines
+from driving.stats import pool_rates, wilson_interval
 from tests.conftest import TINY
 
 
@@ -43,6 +45,22 @@ def test_crossover_is_the_fewest_labels_at_least_as_good_as_modular_vision():
     assert "- DAgger: crossover at or below 2,000 (the smallest budget tried) expert labels" in text
 
 
+def test_runs_with_the_same_labels_pool_their_episodes_into_one_point():
+    results = [
+        _result("cnn:s0", "DAgger", 2000, 0.90, 0.05),
+        _result("cnn:s1", "DAgger", 2000, 0.80, 0.10),  # another training seed, same labels
+        _result("modular-vision", None, 0, 0.85, 0.08),
+    ]
+    text = "\n".join(crossover_lines(results, "main: highway"))
+    pooled = pool_rates([{"mean": 0.9, "n": 100}, {"mean": 0.8, "n": 100}])
+    assert pooled["mean"] == 0.85 and pooled["n"] == 200
+    assert pooled["ci95"] == list(wilson_interval(170, 200))
+    assert f"| DAgger | 2,000 | 2 | {format_ci(pooled)} |" in text
+    assert "| 200 | 0.90, 0.80 |" in text
+    # pooled (0.85 completed, 0.075 collided) it is as good as modular-vision; s1 alone is not
+    assert "- DAgger: crossover at or below 2,000" in text
+
+
 @pytest.mark.slow
 def test_curve_runs_bc_and_dagger_and_reports_both_series(driving_cli, tmp_path):
     recipe = {
@@ -53,6 +71,7 @@ def test_curve_runs_bc_and_dagger_and_reports_both_series(driving_cli, tmp_path)
         "points": 2,
         "first_epochs": 1,
         "epochs_per_point": 1,
+        "seeds": [0, 5],
         "episodes": 2,
         "workers": 1,
         "out": str(tmp_path / "curve"),
@@ -64,29 +83,33 @@ def test_curve_runs_bc_and_dagger_and_reports_both_series(driving_cli, tmp_path)
     out = tmp_path / "curve"
     report = (out / "report.md").read_text()
     assert "## Learning curve (expert labels)" in report
+    assert "| DAgger | " in report and "| 2 |" in report  # two seeds pooled per point
     assert (out / "learning_curve.png").stat().st_size > 0
     series = [r["series"] for r in json.loads((out / "results.json").read_text())]
-    assert series.count("BC") == 3 and series.count("DAgger") == 2
+    assert series.count("BC") == 1 + 2 * 2 and series.count("DAgger") == 2 * 2
     bc2 = json.loads((out / "data" / "bc-2" / "manifest.json").read_text())
     assert bc2["seeds"]["done"] == [0, 1, 2, 3, 4, 5]  # nested: bc-1's seeds plus two more
-    dagger = json.loads((out / "data" / "dagger" / "manifest.json").read_text())
-    assert [e.get("dagger_round") for e in dagger["episodes"]] == [None, None, 1, 1, 2, 2]
-    # every later point fine-tunes the one before it; DAgger's round k is driven by point k - 1
-    point = {
-        (method, k): out / method / f"point-{k}" / "checkpoints" / "last.ckpt"
-        for method in ("bc", "dagger")
-        for k in range(3)
-    }
-    point["dagger", 0] = point["bc", 0]
-    for method, k in [("bc", 1), ("bc", 2), ("dagger", 1), ("dagger", 2)]:
-        train = yaml.safe_load((out / method / f"point-{k}" / "train.yaml").read_text())
-        assert train["model"]["init_from"] == str(point[method, k - 1])
-        assert train["trainer"]["max_epochs"] == 1
-    drivers = {e.get("dagger_round"): e.get("policy") for e in dagger["episodes"]}
-    assert drivers[1] == str(point["dagger", 0]) and drivers[2] == str(point["dagger", 1])
+    point = {("bc", 0): out / "bc" / "point-0" / "checkpoints" / "last.ckpt"}
+    for seed in (0, 5):
+        point["dagger", 0, seed] = point["bc", 0, seed] = point["bc", 0]
+        for method in ("bc", "dagger"):
+            for k in (1, 2):
+                run = out / method / f"seed-{seed}" / f"point-{k}"
+                point[method, k, seed] = run / "checkpoints" / "last.ckpt"
+                # every later point fine-tunes the one before it, with its chain's seed
+                train = yaml.safe_load((run / "train.yaml").read_text())
+                assert train["model"]["init_from"] == str(point[method, k - 1, seed])
+                assert train["trainer"]["max_epochs"] == 1 and train["seed_everything"] == seed
+        dagger = json.loads((out / "data" / f"dagger-seed-{seed}" / "manifest.json").read_text())
+        assert [e.get("dagger_round") for e in dagger["episodes"]] == [None, None, 1, 1, 2, 2]
+        # DAgger's round k is driven by the chain's point k - 1
+        drivers = {e.get("dagger_round"): e.get("policy") for e in dagger["episodes"]}
+        assert drivers[1] == str(point["dagger", 0, seed])
+        assert drivers[2] == str(point["dagger", 1, seed])
     curve_again = driving_cli(["curve", "--config", str(path)])  # every point is there: no work
     assert curve_again.returncode == 0, curve_again.stderr[-3000:]
-    assert json.loads((out / "data" / "dagger" / "manifest.json").read_text()) == dagger
+    assert json.loads((out / "data" / "dagger-seed-5" / "manifest.json").read_text()) == dagger
+    assert curve_again.stdout.count("reused") == 1 + 4 * 2 + 2  # no evaluation driven again
 
 
 def test_curve_bad_recipe_is_a_one_line_error(driving_cli, tmp_path):
@@ -97,3 +120,5 @@ def test_curve_bad_recipe_is_a_one_line_error(driving_cli, tmp_path):
     assert_one_line_error(driving_cli(["curve", "--config", str(path)]), "points")
     path.write_text("pointz: 3\n")
     assert_one_line_error(driving_cli(["curve", "--config", str(path)]), "pointz")
+    path.write_text("seeds: [1, 1]\n")
+    assert_one_line_error(driving_cli(["curve", "--config", str(path)]), "seeds")
