@@ -12,6 +12,7 @@ Reads a YAML recipe (see ``experiments/curve_highway.yaml``)::
     points: 3                     # points after the first
     first_epochs: null            # epochs of point 0 from scratch (null: the train config's)
     epochs_per_point: 2           # fine-tuning epochs of every later point, both methods
+    finetune_lr: null             # their learning rate (null: the train config's model.lr)
     seeds: [0]                    # training seeds: each fine-tuned chain is repeated per seed
     beta0: 0.5                    # DAgger's expert-execution probability at its first round
     beta_decay: 0.5
@@ -44,10 +45,11 @@ and runs, all inside ``out``:
    (one per training seed) pool their episodes into one point of the curve.
 
 The two methods get the same training at every point, from the same starting weights with the
-same schedule (the train config's, restarted per point); only the frames added differ. Each
-point is its run's last checkpoint (not the best on validation loss), so that neither method
-spends extra labels on model selection. The derived training configs are written beside the
-runs, so each point can be rerun alone; a curve run again skips the points it has.
+same schedule (the train config's, restarted per point, at ``finetune_lr`` when set); only the
+frames added differ. Each point is its run's last checkpoint (not the best on validation loss),
+so that neither method spends extra labels on model selection. The derived training configs
+are written beside the runs, so each point can be rerun alone; a curve run again skips the
+points it has, so a changed recipe needs a new ``out``.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class CurveConfig:
     points: int = 3
     first_epochs: int | None = None
     epochs_per_point: int = 2
+    finetune_lr: float | None = None
     seeds: list[int] = field(default_factory=lambda: [0])
     beta0: float = 0.5
     beta_decay: float = 0.5
@@ -116,6 +119,9 @@ def load_curve_config(path: Path) -> CurveConfig:
     if unknown:
         raise UserError(f"config {path}: unknown key(s) {sorted(unknown)}; valid: {sorted(valid)}")
     config = CurveConfig(**raw)
+    lr = config.finetune_lr
+    if lr is not None and (not isinstance(lr, int | float) or isinstance(lr, bool) or lr <= 0):
+        raise UserError(f"config {path}: finetune_lr must be a positive number, got {lr!r}")
     seeds = config.seeds
     if (
         not isinstance(seeds, list)
@@ -180,6 +186,17 @@ def _train_config(
     config.setdefault("model", {})["init_from"] = None if init_from is None else str(init_from)
     config.setdefault("data", {})["root"] = str(data)
     return config
+
+
+def _finetune_config(
+    config: CurveConfig, base: dict[str, Any], run: Path, data: Path, previous: Path, seed: int
+) -> dict[str, Any]:
+    """The training config of a point after point 0: ``previous`` fine-tuned on ``data`` for
+    ``epochs_per_point`` epochs with training seed ``seed`` (at ``finetune_lr`` if set)."""
+    train = _train_config(base, run, data, config.epochs_per_point, previous, seed)
+    if config.finetune_lr is not None:
+        train["model"]["lr"] = float(config.finetune_lr)
+    return train
 
 
 def _fit(config: dict[str, Any], path: Path) -> None:
@@ -250,8 +267,7 @@ def _bc_points(
         run = out / "bc" / f"seed-{seed}" / f"point-{k}"
         ckpt = run / "checkpoints" / "last.ckpt"
         if not ckpt.exists():
-            train = _train_config(base, run, roots[k], config.epochs_per_point, previous, seed)
-            _fit(train, run / "train.yaml")
+            _fit(_finetune_config(config, base, run, roots[k], previous, seed), run / "train.yaml")
         checkpoints.append(ckpt)
         previous = ckpt
     return checkpoints
@@ -296,8 +312,7 @@ def _dagger_points(
                     workers=config.workers,
                 )
                 append_round(data, [episodes], round_=k, beta=beta, policy_path=previous)
-            train = _train_config(base, run, data, config.epochs_per_point, previous, seed)
-            _fit(train, run / "train.yaml")
+            _fit(_finetune_config(config, base, run, data, previous, seed), run / "train.yaml")
         checkpoints.append(ckpt)
         previous = ckpt
     return checkpoints

@@ -71,6 +71,7 @@ def test_curve_runs_bc_and_dagger_and_reports_both_series(driving_cli, tmp_path)
         "points": 2,
         "first_epochs": 1,
         "epochs_per_point": 1,
+        "finetune_lr": 0.0005,
         "seeds": [0, 5],
         "episodes": 2,
         "workers": 1,
@@ -90,6 +91,8 @@ def test_curve_runs_bc_and_dagger_and_reports_both_series(driving_cli, tmp_path)
     bc2 = json.loads((out / "data" / "bc-2" / "manifest.json").read_text())
     assert bc2["seeds"]["done"] == [0, 1, 2, 3, 4, 5]  # nested: bc-1's seeds plus two more
     point = {("bc", 0): out / "bc" / "point-0" / "checkpoints" / "last.ckpt"}
+    first = yaml.safe_load((out / "bc" / "point-0" / "train.yaml").read_text())
+    assert first["model"]["lr"] == 0.002  # point 0 trains at the train config's rate
     for seed in (0, 5):
         point["dagger", 0, seed] = point["bc", 0, seed] = point["bc", 0]
         for method in ("bc", "dagger"):
@@ -100,6 +103,7 @@ def test_curve_runs_bc_and_dagger_and_reports_both_series(driving_cli, tmp_path)
                 train = yaml.safe_load((run / "train.yaml").read_text())
                 assert train["model"]["init_from"] == str(point[method, k - 1, seed])
                 assert train["trainer"]["max_epochs"] == 1 and train["seed_everything"] == seed
+                assert train["model"]["lr"] == 0.0005
         dagger = json.loads((out / "data" / f"dagger-seed-{seed}" / "manifest.json").read_text())
         assert [e.get("dagger_round") for e in dagger["episodes"]] == [None, None, 1, 1, 2, 2]
         # DAgger's round k is driven by the chain's point k - 1
@@ -120,5 +124,7 @@ def test_curve_bad_recipe_is_a_one_line_error(driving_cli, tmp_path):
     assert_one_line_error(driving_cli(["curve", "--config", str(path)]), "points")
     path.write_text("pointz: 3\n")
     assert_one_line_error(driving_cli(["curve", "--config", str(path)]), "pointz")
+    path.write_text("finetune_lr: -1\n")
+    assert_one_line_error(driving_cli(["curve", "--config", str(path)]), "finetune_lr")
     path.write_text("seeds: [1, 1]\n")
     assert_one_line_error(driving_cli(["curve", "--config", str(path)]), "seeds")
