@@ -231,7 +231,7 @@ def _grow_datasets(config: CurveConfig, scenario: Scenario, data: Path) -> list[
                     {"noise": noise.to_dict() if noise else None},
                 )
             else:
-                shutil.copytree(roots[-1], root)
+                _copy_dataset(roots[-1], root)
                 DatasetWriter.open(root).request_seeds(
                     seeds[upto - config.episodes_per_point : upto]
                 )
@@ -240,6 +240,15 @@ def _grow_datasets(config: CurveConfig, scenario: Scenario, data: Path) -> list[
             collect(writer, expert, mixer=noise, workers=config.workers, progress=f"collect bc-{k}")
         roots.append(root)
     return roots
+
+
+def _copy_dataset(source: Path, target: Path) -> None:
+    """Copy the dataset folder ``source`` to ``target`` (absent) through a temporary sibling, so
+    that a copy cut short never stands as a finished dataset."""
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(source, partial)
+    partial.rename(target)
 
 
 def _point_zero(config: CurveConfig, base: dict[str, Any], first: Path, out: Path) -> Path:
@@ -288,7 +297,7 @@ def _dagger_points(
     aggregate."""
     data = out / "data" / f"dagger-seed-{seed}"
     if not data.exists():
-        shutil.copytree(first, data)
+        _copy_dataset(first, data)
     checkpoints: list[Path] = []
     previous = start
     for k in range(1, config.points + 1):

@@ -128,3 +128,17 @@ def test_curve_bad_recipe_is_a_one_line_error(driving_cli, tmp_path):
     assert_one_line_error(driving_cli(["curve", "--config", str(path)]), "finetune_lr")
     path.write_text("seeds: [1, 1]\n")
     assert_one_line_error(driving_cli(["curve", "--config", str(path)]), "seeds")
+
+
+def test_a_dataset_copy_cut_short_is_never_taken_for_a_dataset(tmp_path):
+    from driving.curve import _copy_dataset
+
+    source, target = tmp_path / "bc-0", tmp_path / "bc-1"
+    (source / "shards").mkdir(parents=True)
+    (source / "manifest.json").write_text("{}")
+    stale = tmp_path / "bc-1.partial"  # what a killed copy leaves behind
+    stale.mkdir()
+    (stale / "junk").write_text("half a shard")
+    _copy_dataset(source, target)
+    assert sorted(p.name for p in target.iterdir()) == ["manifest.json", "shards"]
+    assert not stale.exists()
