@@ -110,7 +110,8 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 hex digest of the file at ``path``, read in 4 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(functools.partial(fh.read, 1 << 22), b""):
@@ -419,7 +420,7 @@ def shard_problems(root: str | Path, entry: dict[str, Any], manifest: dict[str, 
         path = folder / f"{f.name}.npy"
         if not path.is_file():
             problems.append(f"{path}: missing")
-        elif _sha256(path) != entry["sha256"].get(f.name):
+        elif file_sha256(path) != entry["sha256"].get(f.name):
             problems.append(f"{path}: checksum mismatch (truncated or altered)")
     if problems:
         return problems
@@ -627,7 +628,7 @@ class DatasetWriter:
             shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written stays behind
             raise
         _fsync_dir(tmp)
-        sha = {f.name: _sha256(tmp / f"{f.name}.npy") for f in FIELDS}
+        sha = {f.name: file_sha256(tmp / f"{f.name}.npy") for f in FIELDS}
         size = sum((tmp / f"{f.name}.npy").stat().st_size for f in FIELDS)
         final = shards / name
         if final.exists():  # an unlisted leftover of a killed writer

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.base import Agent
+from driving.dataset import file_sha256
 from driving.versions import package_versions
 from envs.scenarios import Scenario
 
@@ -40,14 +41,6 @@ def code_digest() -> str:
     return digest.hexdigest()
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def evaluation_key(
     spec: str, agent: Agent, scenario: Scenario, seeds: Sequence[int]
 ) -> dict[str, Any]:
@@ -56,7 +49,7 @@ def evaluation_key(
     key = {
         "spec": spec,
         "agent": agent.describe(),
-        "checkpoint_sha256": _file_sha256(Path(arg)) if name == "cnn" else None,
+        "checkpoint_sha256": file_sha256(Path(arg)) if name == "cnn" else None,
         "scenario": scenario.to_dict(),
         "seeds": list(seeds),
         "versions": package_versions(),
