@@ -17,6 +17,7 @@ Reads a YAML recipe (see ``experiments/curve_highway.yaml``)::
     beta0: 0.5                    # DAgger's expert-execution probability at its first round
     beta_decay: 0.5
     noise_steer: 0.0              # DART noise of the BC demonstrations
+    dagger_noise_steer: 0.0       # DART noise on DAgger rounds' executed steering (clean labels)
     episodes: 100                 # held-out evaluation episodes per checkpoint
     workers: 2
     out: runs/curve_highway
@@ -34,7 +35,8 @@ and runs, all inside ``out``:
      ``data/bc-k`` for ``epochs_per_point`` epochs (``model.init_from``).
    - DAgger point ``k`` (``dagger/seed-s/point-k``; Ross et al. 2011): point ``k - 1``'s policy
      drives round ``k`` (``episodes_per_point`` new training seeds, mixed with the expert at
-     rate ``beta0 * beta_decay ** (k - 1)``), ``dagger_expert`` labels every frame, the frames
+     rate ``beta0 * beta_decay ** (k - 1)``, steering perturbed by ``dagger_noise_steer``),
+     ``dagger_expert`` labels every frame with its clean action, the frames
      are appended with their provenance to ``data/dagger-seed-s`` (a copy of ``data/bc-0``),
      and the policy is fine-tuned on the aggregate for ``epochs_per_point`` epochs. The rounds
      use the same functions as the :class:`~driving.dagger.DAgger` callback of ``driving fit``.
@@ -98,6 +100,7 @@ class CurveConfig:
     beta0: float = 0.5
     beta_decay: float = 0.5
     noise_steer: float = 0.0
+    dagger_noise_steer: float = 0.0
     episodes: int = 100
     workers: int = 2
     out: str = "runs/curve_highway"
@@ -122,6 +125,10 @@ def load_curve_config(path: Path) -> CurveConfig:
     lr = config.finetune_lr
     if lr is not None and (not isinstance(lr, int | float) or isinstance(lr, bool) or lr <= 0):
         raise UserError(f"config {path}: finetune_lr must be a positive number, got {lr!r}")
+    for name in ("noise_steer", "dagger_noise_steer"):
+        std = getattr(config, name)
+        if not isinstance(std, int | float) or isinstance(std, bool) or std < 0:
+            raise UserError(f"config {path}: {name} must be a number >= 0, got {std!r}")
     seeds = config.seeds
     if (
         not isinstance(seeds, list)
@@ -310,6 +317,7 @@ def _dagger_points(
             done = set(read_manifest(data)["seeds"]["done"])
             todo = [s for s in seeds if s not in done]  # a resumed curve keeps what it drove
             beta = round_beta(config.beta0, config.beta_decay, k)
+            noise = DartNoise.from_settings(scenario.action, config.dagger_noise_steer, 0.0)
             if todo:
                 episodes = drive_round(
                     make_agent(f"cnn:{previous}", scenario),
@@ -319,8 +327,11 @@ def _dagger_points(
                     beta=beta,
                     expert=config.dagger_expert,
                     workers=config.workers,
+                    noise=noise,
                 )
-                append_round(data, [episodes], round_=k, beta=beta, policy_path=previous)
+                append_round(
+                    data, [episodes], round_=k, beta=beta, policy_path=previous, noise=noise
+                )
             _fit(_finetune_config(config, base, run, data, previous, seed), run / "train.yaml")
         checkpoints.append(ckpt)
         previous = ckpt

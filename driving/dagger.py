@@ -11,7 +11,8 @@ training epochs, from ``driving fit --config experiments/dagger_highway.yaml``:
 1. the current network drives ``episodes_per_round`` new TRAINING seeds in ``workers``
    vectorised environments (batched inference on the training device); at every step the
    executed action is the expert's with probability ``beta`` and the policy's otherwise
-   (:class:`BetaMixture`, ``beta = beta0 * beta_decay ** (round - 1)``);
+   (:class:`BetaMixture`, ``beta = beta0 * beta_decay ** (round - 1)``), plus DART steering
+   noise when ``noise_steer`` is set (the label stays the expert's clean action);
 2. the expert labels every visited frame (``Episode.expert_actions``); by default
    ``modular-oracle:nearest-lane``, which re-plans from the frame alone and never starts a lane
    change: it steers to the nearest lane's centre behind that lane's leader. The plain oracle
@@ -52,6 +53,7 @@ import torch.distributed as dist
 from agents.base import Agent
 from agents.cnn_agent import CnnAgent
 from agents.registry import make_agent
+from driving.collect import DartNoise
 from driving.dataset import DatasetWriter, read_manifest
 from driving.rollout import Episode, iter_episodes
 from envs.errors import UserError
@@ -67,15 +69,19 @@ class BetaMixture:
 
     At each step the expert's action is executed with probability ``beta``, the policy's
     otherwise; the coin is drawn from ``(round, seed, step)`` only, so an episode is the same
-    whatever the number of workers or processes.
+    whatever the number of workers or processes. ``noise`` then perturbs the executed action
+    (DART, Laskey et al. 2017: the rollouts visit the states next to the ones the policy keeps
+    to, such as a lane's edge, and the expert labels the way back).
 
     Args:
         beta: probability of executing the expert's action, in [0, 1].
         round: the DAgger round (salts the coin).
+        noise: Gaussian noise added to the executed action (None: none).
     """
 
     beta: float
     round: int
+    noise: DartNoise | None = None
 
     def __call__(
         self, seed: int, step: int, agent_action: np.ndarray, expert_action: np.ndarray | None
@@ -83,7 +89,8 @@ class BetaMixture:
         if expert_action is None:
             raise ValueError("DAgger's mixture needs the expert's action at every step")
         coin = np.random.default_rng([_BETA_SALT, self.round, seed, step]).random()
-        return expert_action if coin < self.beta else agent_action
+        executed = expert_action if coin < self.beta else agent_action
+        return executed if self.noise is None else self.noise(seed, step, executed, expert_action)
 
 
 def policy_checkpoint(root_dir: str | Path, round_: int) -> Path:
@@ -122,12 +129,15 @@ def drive_round(
     beta: float,
     expert: str,
     workers: int,
+    noise: DartNoise | None = None,
     progress: bool = True,
 ) -> list[Episode]:
     """Round ``round_``'s episodes on ``seeds``: ``policy`` drives, mixed with the ``expert``
-    spec's actions at rate ``beta`` (:class:`BetaMixture`); the expert labels every frame."""
+    spec's actions at rate ``beta`` and perturbed by ``noise`` (:class:`BetaMixture`); the
+    expert labels every frame with its clean action."""
     device = getattr(policy, "device", "cpu")  # a network policy infers on its own device
-    label = f"DAgger round {round_} (beta {beta:.2f}, policy on {device})"
+    noisy = "" if noise is None else f", noise {noise.to_dict()['std']}"
+    label = f"DAgger round {round_} (beta {beta:.2f}{noisy}, policy on {device})"
     return list(
         iter_episodes(
             policy,
@@ -135,7 +145,7 @@ def drive_round(
             seeds,
             workers=workers,
             expert=make_agent(expert, scenario),
-            mixer=BetaMixture(beta, round_),
+            mixer=BetaMixture(beta, round_, noise),
             record_frames=True,
             progress=label if progress else False,
         )
@@ -143,18 +153,29 @@ def drive_round(
 
 
 def append_round(
-    root: Path, parts: list[list[Episode]], *, round_: int, beta: float, policy_path: Path
+    root: Path,
+    parts: list[list[Episode]],
+    *,
+    round_: int,
+    beta: float,
+    policy_path: Path,
+    noise: DartNoise | None = None,
 ) -> None:
     """Append a round's episodes to the dataset ``root``, one shard per process (``parts[rank]``),
-    each episode recorded with its provenance: ``dagger_round``, ``beta``, ``rank`` and the
-    ``policy`` checkpoint that drove. Seeds already in the dataset (a resumed round) are
-    skipped."""
+    each episode recorded with its provenance: ``dagger_round``, ``beta``, ``rank``, the
+    ``policy`` checkpoint that drove and the ``noise`` on its executed actions (None: none).
+    Seeds already in the dataset (a resumed round) are skipped."""
     writer = DatasetWriter.open(root)
     for rank, part in enumerate(parts):
         new = [e for e in part if e.seed not in writer.done_seeds()]
         writer.request_seeds([e.seed for e in new if e.seed not in writer.requested_seeds()])
         if new:
-            provenance = {"dagger_round": round_, "beta": beta, "rank": rank}
+            provenance = {
+                "dagger_round": round_,
+                "beta": beta,
+                "rank": rank,
+                "noise": None if noise is None else noise.to_dict(),
+            }
             writer.add(new, {**provenance, "policy": str(policy_path)})
 
 
@@ -177,6 +198,8 @@ class DAgger(pl.Callback):
             keep the dataset's observation and action specs.
         max_expert_labels: stop collecting once the dataset holds this many labelled frames
             (None: no budget besides ``rounds``).
+        noise_steer: standard deviation of the Gaussian noise on the rounds' executed steering,
+            in normalised action units (0: none; see :class:`BetaMixture`).
     """
 
     def __init__(
@@ -191,11 +214,14 @@ class DAgger(pl.Callback):
         first_seed: int = 50_000,
         overrides: dict[str, Any] | None = None,
         max_expert_labels: int | None = None,
+        noise_steer: float = 0.0,
     ) -> None:
         if min(rounds, every_n_epochs, episodes_per_round, workers) < 1:
             raise UserError("rounds, every_n_epochs, episodes_per_round and workers must be >= 1")
         if not (0.0 <= beta0 <= 1.0 and 0.0 <= beta_decay <= 1.0):
             raise UserError(f"beta0 and beta_decay must lie in [0, 1], got {beta0}, {beta_decay}")
+        if noise_steer < 0:
+            raise UserError(f"noise_steer must be >= 0, got {noise_steer}")
         self.rounds = rounds
         self.every_n_epochs = every_n_epochs
         self.episodes_per_round = episodes_per_round
@@ -206,6 +232,7 @@ class DAgger(pl.Callback):
         self.first_seed = first_seed
         self.overrides = dict(overrides or {})
         self.max_expert_labels = max_expert_labels
+        self.noise_steer = noise_steer
         self.rounds_done = 0
 
     # -- schedule ------------------------------------------------------------------------------
@@ -251,6 +278,7 @@ class DAgger(pl.Callback):
         mine = [s for s in seeds[trainer.global_rank :: trainer.world_size] if s not in done]
         beta = self.beta(round_)
         policy = CnnAgent(scenario, pl_module.network, pl_module.policy_record())
+        noise = DartNoise.from_settings(scenario.action, self.noise_steer, 0.0)
         episodes = drive_round(
             policy,
             scenario,
@@ -259,11 +287,14 @@ class DAgger(pl.Callback):
             beta=beta,
             expert=self.expert,
             workers=self.workers,
+            noise=noise,
             progress=trainer.is_global_zero,
         )
         parts = _gather(episodes)
         if trainer.is_global_zero:
-            append_round(root, parts, round_=round_, beta=beta, policy_path=policy_path)
+            append_round(
+                root, parts, round_=round_, beta=beta, policy_path=policy_path, noise=noise
+            )
         trainer.strategy.barrier("dagger-round")
         self.rounds_done = round_
         datamodule.reload()

@@ -11,7 +11,9 @@ import pytest
 import torch
 import yaml
 
+from driving.collect import DartNoise
 from driving.dagger import BetaMixture
+from driving.dataset import DemoDataset
 from tests.conftest import TINY
 
 ROUND_SEEDS_FROM = 50_000
@@ -35,7 +37,9 @@ def _dataset(driving_cli, root: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def _config(tmp_path: Path, data: Path, *, rounds: int, epochs: int, per_round: int) -> Path:
+def _config(
+    tmp_path: Path, data: Path, *, rounds: int, epochs: int, per_round: int, noise: float = 0.0
+) -> Path:
     run = tmp_path / "run"
     config = {
         "seed_everything": 0,
@@ -59,6 +63,7 @@ def _config(tmp_path: Path, data: Path, *, rounds: int, epochs: int, per_round: 
                         "episodes_per_round": per_round,
                         "first_seed": ROUND_SEEDS_FROM,
                         "overrides": TINY,
+                        "noise_steer": noise,
                     },
                 },
             ],
@@ -86,10 +91,20 @@ def test_beta_mixture_executes_expert_with_probability_beta():
     assert picks == again  # drawn from (round, seed, step) only
 
 
+def test_beta_mixture_noise_perturbs_the_executed_steering_only():
+    agent, expert = np.array([-0.5, -0.5]), np.array([0.5, 0.5])
+    noisy = BetaMixture(1.0, 1, DartNoise(("accel", "steer"), (0.0, 0.05)))
+    executed = np.array([noisy(3, t, agent, expert) for t in range(2000)])
+    assert np.all(executed[:, 0] == 0.5)  # accel: the expert's, no noise
+    assert 0.045 < np.std(executed[:, 1] - 0.5) < 0.055
+    assert abs(np.mean(executed[:, 1] - 0.5)) < 0.005
+    assert np.array_equal(executed[7], noisy(3, 7, agent, expert))  # drawn from (seed, step)
+
+
 def test_two_rounds_add_frames_with_provenance(driving_cli, tmp_path):
     data = tmp_path / "data"
     _dataset(driving_cli, data)
-    config = _config(tmp_path, data, rounds=2, epochs=2, per_round=2)
+    config = _config(tmp_path, data, rounds=2, epochs=2, per_round=2, noise=0.05)
     result = driving_cli(["fit", "--config", str(config)])
     assert result.returncode == 0, result.stderr[-3000:]
     records = _records(data)
@@ -103,6 +118,15 @@ def test_two_rounds_add_frames_with_provenance(driving_cli, tmp_path):
     ]
     for r in added:
         assert Path(r["policy"]).is_file(), r["policy"]
+        assert r["noise"]["std"] == {"accel": 0.0, "steer": 0.05}
+    assert "noise" not in records[0]
+    demo = DemoDataset(data)
+    rounds = demo.indices(range(50_000, 50_004))
+    # the noise is on the executed steering; the label stays the expert's clean action
+    steer_gap = demo.actions[rounds, 1] - demo.expert_actions[rounds, 1]
+    mixed = demo.actions[rounds, 1] - demo.agent_actions[rounds, 1]
+    assert np.all((np.abs(steer_gap) > 0) & (np.abs(mixed) > 0))
+    assert 0.005 < np.median(np.minimum(np.abs(steer_gap), np.abs(mixed))) < 0.1
     assert driving_cli(["data", "verify", str(data)]).returncode == 0
 
 
