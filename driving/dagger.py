@@ -136,7 +136,8 @@ def drive_round(
     spec's actions at rate ``beta`` and perturbed by ``noise`` (:class:`BetaMixture`); the
     expert labels every frame with its clean action."""
     device = getattr(policy, "device", "cpu")  # a network policy infers on its own device
-    noisy = "" if noise is None else f", noise {noise.to_dict()['std']}"
+    stds = zip(noise.names, noise.std, strict=True) if noise else ()
+    noisy = "".join(f", {name} noise {std}" for name, std in stds if std)
     label = f"DAgger round {round_} (beta {beta:.2f}{noisy}, policy on {device})"
     return list(
         iter_episodes(
