@@ -7,8 +7,10 @@ Reads a YAML config (see ``experiments/compare_highway.yaml``)::
     episodes: 100                  # held-out episodes per agent and variant
     workers: 2
     agents: [modular-oracle, modular-vision, idm, keep-lane, "cnn:runs/bc/best.ckpt"]
-                                   # or {spec: "cnn:X.ckpt", series: DAgger}: checkpoints of
-                                   # one series form a line of the learning curve
+                                   # or {spec: "cnn:X.ckpt", series: DAgger, point: 1}:
+                                   # checkpoints of one series form a line of the learning
+                                   # curve; those of one point (one per training seed) pool
+                                   # their episodes (without point: those with equal labels)
     shifts:                        # distribution-shift variants, same agents, same seeds
       - {name: dense, scenario: highway-dense}
       - {name: 3 lanes, scenario: highway, overrides: {lanes_count: 3}}
@@ -90,8 +92,18 @@ def load_config(path: Path) -> CompareConfig:
         raise UserError(f"config {path}: 'agents' must be a non-empty list of agent specs")
     for i, item in enumerate(raw["agents"]):
         if isinstance(item, dict):
-            if set(item) - {"spec", "series"} or not isinstance(item.get("spec"), str):
-                raise UserError(f"config {path}: agents[{i}] must be a spec or {{spec, series}}")
+            point = item.get("point", 0)
+            if (
+                set(item) - {"spec", "series", "point"}
+                or not isinstance(item.get("spec"), str)
+                or not isinstance(point, int)
+                or isinstance(point, bool)
+                or point < 0
+            ):
+                raise UserError(
+                    f"config {path}: agents[{i}] must be a spec or {{spec, series, point}} "
+                    "(point: an integer >= 0)"
+                )
         elif not isinstance(item, str):
             raise UserError(f"config {path}: agents[{i}] must be an agent spec string")
     shifts = []
@@ -150,7 +162,14 @@ def run_compare(config: CompareConfig, command: str) -> Path:
                     print(f"{variant} | {spec}: reused {folder} (same agent, code, seeds)")
             finally:
                 agent.close()
-            results.append({"variant": variant, "series": entry.get("series"), "summary": summary})
+            results.append(
+                {
+                    "variant": variant,
+                    "series": entry.get("series"),
+                    "point": entry.get("point"),
+                    "summary": summary,
+                }
+            )
         print_comparison(
             [r["summary"] for r in results if r["variant"] == variant], f"{variant}: mean [95% CI]"
         )

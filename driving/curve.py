@@ -356,14 +356,17 @@ def run_curve(config: CurveConfig, command: str) -> Path:
         raise UserError(f"cannot read train_config {config.train_config}: {exc.strerror}") from None
     roots = _grow_datasets(config, scenario, out / "data")
     start = _point_zero(config, base, roots[0], out)
-    bc = [start]
-    for seed in config.seeds:
-        bc += _bc_points(config, base, roots, start, seed, out)
-    dagger = []
-    for seed in config.seeds:
-        dagger += _dagger_points(config, base, scenario, roots[0], start, seed, out)
-    specs = [{"spec": f"cnn:{ckpt}", "series": "BC"} for ckpt in bc]
-    specs += [{"spec": f"cnn:{ckpt}", "series": "DAgger"} for ckpt in dagger]
+    chains = [("BC", _bc_points(config, base, roots, start, seed, out)) for seed in config.seeds]
+    chains += [
+        ("DAgger", _dagger_points(config, base, scenario, roots[0], start, seed, out))
+        for seed in config.seeds
+    ]
+    specs = [{"spec": f"cnn:{start}", "series": "BC", "point": 0}]
+    for series, checkpoints in chains:  # a point pools its seeds' runs, whatever their labels
+        specs += [
+            {"spec": f"cnn:{ckpt}", "series": series, "point": k}
+            for k, ckpt in enumerate(checkpoints, start=1)
+        ]
     compare = CompareConfig(
         agents=[*specs, {"spec": "modular-oracle"}, {"spec": "modular-vision"}],
         scenario=config.scenario,

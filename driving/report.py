@@ -70,25 +70,38 @@ def bar_plot(results: list[dict[str, Any]], metric: str, path: Path) -> Path:
 
 @dataclass
 class CurvePoint:
-    """One point of a learning curve: a series' checkpoints trained on the same number of
-    expert labels (one per training seed), their episodes pooled.
+    """One point of a learning curve: a series' checkpoints of one curve point (one per
+    training seed), their episodes pooled.
 
     Attributes:
-        labels: expert-labelled frames.
         runs: the checkpoints' evaluation summaries.
         completed, collided: pooled rates (:func:`~driving.stats.pool_rates`).
     """
 
-    labels: int
     runs: list[dict[str, Any]]
     completed: dict[str, Any]
     collided: dict[str, Any]
 
+    @property
+    def run_labels(self) -> list[int]:
+        """Each run's expert-labelled frames (DAgger's differ when round episodes end early)."""
+        return [int(s["agent_description"]["expert_labels"]) for s in self.runs]
+
+    @property
+    def labels(self) -> int:
+        """The runs' mean number of expert-labelled frames (the point's x)."""
+        return round(sum(self.run_labels) / len(self.runs))
+
+    def labels_text(self) -> str:
+        """``"58,000"``, or ``"57,310-57,714"`` when the runs' label counts differ."""
+        low, high = min(self.run_labels), max(self.run_labels)
+        return f"{low:,}" if low == high else f"{low:,}-{high:,}"
+
 
 def _curve_points(results: list[dict[str, Any]], variant: str) -> dict[str, list[CurvePoint]]:
     """CNN results of ``variant`` with a label count, by series (``"BC"``, ``"DAgger"``, ...),
-    pooled per label count and sorted by it."""
-    grouped: dict[str, dict[int, list[dict[str, Any]]]] = {}
+    pooled per curve point (``point``; without one, per label count) and sorted by labels."""
+    grouped: dict[str, dict[Any, list[dict[str, Any]]]] = {}
     for r in results:
         desc = r["summary"].get("agent_description", {})
         if (
@@ -97,19 +110,21 @@ def _curve_points(results: list[dict[str, Any]], variant: str) -> dict[str, list
             and desc.get("expert_labels")
         ):
             name = r.get("series") or "CNN (BC)"
-            grouped.setdefault(name, {}).setdefault(desc["expert_labels"], []).append(r["summary"])
-    return {
+            point = r.get("point")
+            key = ("point", point) if point is not None else ("labels", desc["expert_labels"])
+            grouped.setdefault(name, {}).setdefault(key, []).append(r["summary"])
+    series = {
         name: [
             CurvePoint(
-                labels,
                 runs,
                 pool_rates([s["metrics"]["completed"] for s in runs]),
                 pool_rates([s["metrics"]["collided"] for s in runs]),
             )
-            for labels, runs in sorted(by_labels.items())
+            for runs in by_point.values()
         ]
-        for name, by_labels in grouped.items()
+        for name, by_point in grouped.items()
     }
+    return {name: sorted(points, key=lambda p: p.labels) for name, points in series.items()}
 
 
 def learning_curve(results: list[dict[str, Any]], variant: str, path: Path) -> Path | None:
@@ -129,7 +144,7 @@ def learning_curve(results: list[dict[str, Any]], variant: str, path: Path) -> P
             )
             if any(len(p.runs) > 1 for p in points):  # each training seed's own rate, faint
                 ax.scatter(
-                    [p.labels for p in points for _ in p.runs],
+                    [n for p in points for n in p.run_labels],
                     [s["metrics"][metric]["mean"] for p in points for s in p.runs],
                     s=14,
                     alpha=0.4,
@@ -182,7 +197,7 @@ def crossover_lines(results: list[dict[str, Any]], variant: str) -> list[str]:
         for p in points:
             each = ", ".join(f"{s['metrics']['completed']['mean']:.2f}" for s in p.runs)
             lines.append(
-                f"| {name} | {p.labels:,} | {len(p.runs)} | {format_ci(p.completed)} | "
+                f"| {name} | {p.labels_text()} | {len(p.runs)} | {format_ci(p.completed)} | "
                 f"{format_ci(p.collided)} | {p.completed['n']} | {each} |"
             )
     lines.append("")
@@ -204,12 +219,12 @@ def crossover_lines(results: list[dict[str, Any]], variant: str) -> list[str]:
             None,
         )
         if hit is None:
-            top = points[-1].labels
-            lines.append(f"- {name}: no crossover within the budget tried (up to {top:,} labels).")
+            top = points[-1].labels_text()
+            lines.append(f"- {name}: no crossover within the budget tried (up to {top} labels).")
         else:
-            where = f"at {hit.labels:,}"
+            where = f"at {hit.labels_text()}"
             if hit is points[0]:  # the smallest budget tried already crosses
-                where = f"at or below {hit.labels:,} (the smallest budget tried)"
+                where = f"at or below {hit.labels_text()} (the smallest budget tried)"
             lines.append(
                 f"- {name}: crossover {where} expert labels (completed "
                 f"{format_ci(hit.completed)}, collided {format_ci(hit.collided)})."

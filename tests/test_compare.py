@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 
 from driving.comparison_table import COLUMNS
+from envs.errors import UserError
 from tests.conftest import assert_one_line_error
 
 AGENTS = ["idm", "keep-lane", "random"]
@@ -104,3 +106,16 @@ def test_evaluation_key_changes_with_the_checkpoint_bytes(tmp_path):
     checkpoint.write_bytes(b"weights 2")  # retrained in place: same path, other weights
     assert key != evaluation_key(f"cnn:{checkpoint}", agent, scenario, [1, 2])
     assert key != evaluation_key(f"cnn:{checkpoint}", agent, scenario, [1, 3])
+
+
+def test_an_agent_entry_with_a_bad_point_is_a_clear_error(tmp_path):
+    from driving.compare import load_config
+
+    path = tmp_path / "compare.yaml"
+    for point in ("one", -1, True):
+        entry = {"spec": "idm", "series": "BC", "point": point}
+        path.write_text(yaml.safe_dump({"agents": [entry]}))
+        with pytest.raises(UserError, match=r"agents\[0\].*point"):
+            load_config(path)
+    path.write_text(yaml.safe_dump({"agents": [{"spec": "idm", "series": "BC", "point": 2}]}))
+    assert load_config(path).agents == [{"spec": "idm", "series": "BC", "point": 2}]

@@ -13,13 +13,21 @@ from driving.stats import pool_rates, wilson_interval
 from tests.conftest import TINY
 
 
-def _result(agent: str, series: str | None, labels: int, completed: float, collided: float):
+def _result(
+    agent: str,
+    series: str | None,
+    labels: int,
+    completed: float,
+    collided: float,
+    point: int | None = None,
+):
     def stat(mean: float) -> dict:
         return {"mean": mean, "ci95": [max(0.0, mean - 0.1), min(1.0, mean + 0.1)], "n": 100}
 
     return {
         "variant": "main: highway",
         "series": series,
+        "point": point,
         "summary": {
             "agent": agent,
             "agent_description": {"expert_labels": labels} if series else {},
@@ -61,6 +69,24 @@ def test_runs_with_the_same_labels_pool_their_episodes_into_one_point():
     assert "- DAgger: crossover at or below 2,000" in text
 
 
+def test_runs_of_one_point_pool_even_when_their_label_counts_differ():
+    # DAgger rounds whose episodes end early add fewer frames, a different number per seed
+    results = [
+        _result("cnn:s0p1", "DAgger", 57_714, 0.90, 0.05, point=1),
+        _result("cnn:s1p1", "DAgger", 57_714, 0.80, 0.10, point=1),
+        _result("cnn:s0p2", "DAgger", 65_310, 0.70, 0.10, point=2),
+        _result("cnn:s1p2", "DAgger", 65_502, 0.60, 0.20, point=2),
+        _result("modular-vision", None, 0, 0.99, 0.0),
+    ]
+    text = "\n".join(crossover_lines(results, "main: highway"))
+    assert "| DAgger | 57,714 | 2 |" in text
+    assert "| DAgger | 65,310-65,502 | 2 |" in text and "| 200 | 0.70, 0.60 |" in text
+    assert "no crossover within the budget tried (up to 65,310-65,502 labels)" in text
+    results[3]["point"] = None  # without a point, runs pool by their label count only
+    assert text.count("| DAgger |") == 2
+    assert "\n".join(crossover_lines(results, "main: highway")).count("| DAgger |") == 3
+
+
 @pytest.mark.slow
 def test_curve_runs_bc_and_dagger_and_reports_both_series(driving_cli, tmp_path):
     recipe = {
@@ -72,6 +98,7 @@ def test_curve_runs_bc_and_dagger_and_reports_both_series(driving_cli, tmp_path)
         "first_epochs": 1,
         "epochs_per_point": 1,
         "finetune_lr": 0.0005,
+        "dagger_noise_steer": 0.05,
         "seeds": [0, 5],
         "episodes": 2,
         "workers": 1,
@@ -86,8 +113,9 @@ def test_curve_runs_bc_and_dagger_and_reports_both_series(driving_cli, tmp_path)
     assert "## Learning curve (expert labels)" in report
     assert "| DAgger | " in report and "| 2 |" in report  # two seeds pooled per point
     assert (out / "learning_curve.png").stat().st_size > 0
-    series = [r["series"] for r in json.loads((out / "results.json").read_text())]
-    assert series.count("BC") == 1 + 2 * 2 and series.count("DAgger") == 2 * 2
+    points = [(r["series"], r["point"]) for r in json.loads((out / "results.json").read_text())]
+    assert points.count(("BC", 0)) == 1 and points.count(("BC", 2)) == 2
+    assert points.count(("DAgger", 1)) == 2 and points.count(("DAgger", 2)) == 2
     bc2 = json.loads((out / "data" / "bc-2" / "manifest.json").read_text())
     assert bc2["seeds"]["done"] == [0, 1, 2, 3, 4, 5]  # nested: bc-1's seeds plus two more
     point = {("bc", 0): out / "bc" / "point-0" / "checkpoints" / "last.ckpt"}
@@ -106,6 +134,8 @@ def test_curve_runs_bc_and_dagger_and_reports_both_series(driving_cli, tmp_path)
                 assert train["model"]["lr"] == 0.0005
         dagger = json.loads((out / "data" / f"dagger-seed-{seed}" / "manifest.json").read_text())
         assert [e.get("dagger_round") for e in dagger["episodes"]] == [None, None, 1, 1, 2, 2]
+        noise = [e["noise"]["std"]["steer"] for e in dagger["episodes"] if e.get("dagger_round")]
+        assert noise == [0.05] * 4  # on the rounds' executed steering only
         # DAgger's round k is driven by the chain's point k - 1
         drivers = {e.get("dagger_round"): e.get("policy") for e in dagger["episodes"]}
         assert drivers[1] == str(point["dagger", 0, seed])
@@ -128,6 +158,8 @@ def test_curve_bad_recipe_is_a_one_line_error(driving_cli, tmp_path):
     assert_one_line_error(driving_cli(["curve", "--config", str(path)]), "finetune_lr")
     path.write_text("seeds: [1, 1]\n")
     assert_one_line_error(driving_cli(["curve", "--config", str(path)]), "seeds")
+    path.write_text("dagger_noise_steer: -0.1\n")
+    assert_one_line_error(driving_cli(["curve", "--config", str(path)]), "dagger_noise_steer")
 
 
 def test_a_dataset_copy_cut_short_is_never_taken_for_a_dataset(tmp_path):
