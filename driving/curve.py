@@ -21,6 +21,7 @@ Reads a YAML recipe (see ``experiments/curve_highway.yaml``)::
     episodes: 100                 # held-out evaluation episodes per checkpoint
     workers: 2
     out: runs/curve_highway
+    fresh: false                  # true: evaluate every checkpoint again (driving compare --fresh)
 
 and runs, all inside ``out``:
 
@@ -105,6 +106,7 @@ class CurveConfig:
     workers: int = 2
     out: str = "runs/curve_highway"
     wandb: bool = False
+    fresh: bool = False
 
 
 def load_curve_config(path: Path) -> CurveConfig:
@@ -125,6 +127,9 @@ def load_curve_config(path: Path) -> CurveConfig:
     lr = config.finetune_lr
     if lr is not None and (not isinstance(lr, int | float) or isinstance(lr, bool) or lr <= 0):
         raise UserError(f"config {path}: finetune_lr must be a positive number, got {lr!r}")
+    for name in ("wandb", "fresh"):
+        if not isinstance(getattr(config, name), bool):
+            raise UserError(f"config {path}: {name} must be true or false")
     for name in ("noise_steer", "dagger_noise_steer"):
         std = getattr(config, name)
         if not isinstance(std, int | float) or isinstance(std, bool) or std < 0:
@@ -375,6 +380,7 @@ def run_curve(config: CurveConfig, command: str) -> Path:
         workers=config.workers,
         out=str(out),
         wandb=config.wandb,
+        fresh=config.fresh,
         title=f"BC vs DAgger learning curves on {config.scenario}",
     )
     (out / "compare.yaml").write_text(yaml.safe_dump(asdict(compare), sort_keys=False))
@@ -399,9 +405,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--episodes", type=positive_int, help="override held-out episodes")
     parser.add_argument("--workers", type=positive_int, help="override workers")
     parser.add_argument("--out", help="override the output folder")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        default=None,
+        help="evaluate every checkpoint again instead of reusing a matching evaluation",
+    )
     args = parser.parse_args(argv)
     config = load_curve_config(args.config)
-    apply_flags(config, args, ("episodes", "workers", "out"))
+    apply_flags(config, args, ("episodes", "workers", "out", "fresh"))
     command = "driving curve " + shlex.join(list(argv if argv is not None else sys.argv[2:]))
     run_curve(config, command)
     return 0

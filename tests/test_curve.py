@@ -144,6 +144,10 @@ def test_curve_runs_bc_and_dagger_and_reports_both_series(driving_cli, tmp_path)
     assert curve_again.returncode == 0, curve_again.stderr[-3000:]
     assert json.loads((out / "data" / "dagger-seed-5" / "manifest.json").read_text()) == dagger
     assert curve_again.stdout.count("reused") == 1 + 4 * 2 + 2  # no evaluation driven again
+    fresh = driving_cli(["curve", "--config", str(path), "--fresh"])
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    assert "reused" not in fresh.stdout  # every checkpoint evaluated again, nothing retrained
+    assert json.loads((out / "data" / "dagger-seed-5" / "manifest.json").read_text()) == dagger
 
 
 def test_curve_bad_recipe_is_a_one_line_error(driving_cli, tmp_path):
