@@ -52,6 +52,21 @@ def apply_flags(config: Any, args: argparse.Namespace, names: Sequence[str]) -> 
             setattr(config, name, value)
 
 
+def require_positive_ints(config: Any, path: Any, names: Sequence[str]) -> None:
+    """A config file's ``names`` must be integers >= 1 (a :class:`UserError` names the key)."""
+    for name in names:
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise UserError(f"config {path}: {name} must be a positive integer, got {value!r}")
+
+
+def require_bools(config: Any, path: Any, names: Sequence[str]) -> None:
+    """A config file's ``names`` must be true or false (a :class:`UserError` names the key)."""
+    for name in names:
+        if not isinstance(getattr(config, name), bool):
+            raise UserError(f"config {path}: {name} must be true or false")
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     try:

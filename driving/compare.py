@@ -39,7 +39,13 @@ from typing import Any
 import yaml
 
 from agents.registry import make_agent
-from driving.argparse_util import ArgumentParser, apply_flags, positive_int
+from driving.argparse_util import (
+    ArgumentParser,
+    apply_flags,
+    positive_int,
+    require_bools,
+    require_positive_ints,
+)
 from driving.comparison_table import print_comparison
 from driving.eval_cache import cached_summary, evaluation_key, forget, remember
 from driving.evaluate import evaluate_agent, write_evaluation
@@ -116,13 +122,8 @@ def load_config(path: Path) -> CompareConfig:
             raise UserError(f"config {path}: shifts[{i}] needs name, scenario (and overrides)")
         shifts.append(Shift(str(item["name"]), str(item["scenario"]), item.get("overrides") or {}))
     config = CompareConfig(**{**raw, "shifts": shifts})
-    for name, kind in (("episodes", int), ("workers", int)):
-        value = getattr(config, name)
-        if not isinstance(value, kind) or isinstance(value, bool) or value < 1:
-            raise UserError(f"config {path}: {name} must be a positive integer, got {value!r}")
-    for name in ("wandb", "fresh"):
-        if not isinstance(getattr(config, name), bool):
-            raise UserError(f"config {path}: {name} must be true or false")
+    require_positive_ints(config, path, ("episodes", "workers"))
+    require_bools(config, path, ("wandb", "fresh"))
     return config
 
 
@@ -237,17 +238,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--fresh",
         action="store_true",
+        default=None,
         help="drive every agent again, even where a matching evaluation is stored",
     )
     args = parser.parse_args(argv)
     config = load_config(args.config)
-    apply_flags(config, args, ("episodes", "workers", "out"))
+    apply_flags(config, args, ("episodes", "workers", "out", "fresh"))
     if args.agents:
         config.agents = [a.strip() for a in args.agents.split(",") if a.strip()]
     if args.no_wandb:
         config.wandb = False
-    if args.fresh:
-        config.fresh = True
     command = "driving compare " + shlex.join(list(argv if argv is not None else sys.argv[2:]))
     run_compare(config, command)
     return 0

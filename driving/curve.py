@@ -44,8 +44,8 @@ and runs, all inside ``out``:
 
 4. ``driving compare`` over every checkpoint (series ``BC`` and ``DAgger``) and the modular
    agents (reference lines) on the same held-out seeds: ``report.md`` with the curve, its table
-   and the crossover with modular-vision. The checkpoints of one series with the same labels
-   (one per training seed) pool their episodes into one point of the curve.
+   and the crossover with modular-vision. The checkpoints of one series and one point (one
+   per training seed) pool their episodes into one point of the curve.
 
 The two methods get the same training at every point, from the same starting weights with the
 same schedule (the train config's, restarted per point, at ``finetune_lr`` when set); only the
@@ -70,7 +70,13 @@ from typing import Any
 import yaml
 
 from agents.registry import make_agent
-from driving.argparse_util import ArgumentParser, apply_flags, positive_int
+from driving.argparse_util import (
+    ArgumentParser,
+    apply_flags,
+    positive_int,
+    require_bools,
+    require_positive_ints,
+)
 from driving.collect import DartNoise, collect
 from driving.compare import CompareConfig, run_compare
 from driving.dagger import append_round, drive_round, round_beta, round_seeds
@@ -127,9 +133,7 @@ def load_curve_config(path: Path) -> CurveConfig:
     lr = config.finetune_lr
     if lr is not None and (not isinstance(lr, int | float) or isinstance(lr, bool) or lr <= 0):
         raise UserError(f"config {path}: finetune_lr must be a positive number, got {lr!r}")
-    for name in ("wandb", "fresh"):
-        if not isinstance(getattr(config, name), bool):
-            raise UserError(f"config {path}: {name} must be true or false")
+    require_bools(config, path, ("wandb", "fresh"))
     for name in ("noise_steer", "dagger_noise_steer"):
         std = getattr(config, name)
         if not isinstance(std, int | float) or isinstance(std, bool) or std < 0:
@@ -145,20 +149,9 @@ def load_curve_config(path: Path) -> CurveConfig:
             f"config {path}: seeds must be a non-empty list of distinct non-negative integers, "
             f"got {seeds!r}"
         )
-    for name in (
-        "first_episodes",
-        "episodes_per_point",
-        "points",
-        "first_epochs",
-        "epochs_per_point",
-        "episodes",
-        "workers",
-    ):
-        value = getattr(config, name)
-        if name == "first_epochs" and value is None:
-            continue
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise UserError(f"config {path}: {name} must be a positive integer, got {value!r}")
+    positive = ["first_episodes", "episodes_per_point", "points", "epochs_per_point", "episodes"]
+    positive += ["workers"] if config.first_epochs is None else ["workers", "first_epochs"]
+    require_positive_ints(config, path, positive)
     return config
 
 
@@ -310,6 +303,7 @@ def _dagger_points(
     data = out / "data" / f"dagger-seed-{seed}"
     if not data.exists():
         _copy_dataset(first, data)
+    noise = DartNoise.from_settings(scenario.action, config.dagger_noise_steer, 0.0)
     checkpoints: list[Path] = []
     previous = start
     for k in range(1, config.points + 1):
@@ -322,7 +316,6 @@ def _dagger_points(
             done = set(read_manifest(data)["seeds"]["done"])
             todo = [s for s in seeds if s not in done]  # a resumed curve keeps what it drove
             beta = round_beta(config.beta0, config.beta_decay, k)
-            noise = DartNoise.from_settings(scenario.action, config.dagger_noise_steer, 0.0)
             if todo:
                 episodes = drive_round(
                     make_agent(f"cnn:{previous}", scenario),
