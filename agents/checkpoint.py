@@ -3,7 +3,7 @@
 A checkpoint is a ``torch.save`` file holding only primitives and tensors, loadable with
 ``torch.load(path, weights_only=True)``. It is either a Lightning checkpoint written by
 ``driving fit`` (the training module adds the record below) or a bare one from
-:func:`save_policy`; both carry:
+:func:`driving.train.checkpoint_io.save_policy`; both carry:
 
 - ``"policy"``: the record of :func:`policy_record`: format version, scenario record
   (:meth:`~envs.scenarios.Scenario.to_dict`), observation and action specs, network kind and
@@ -116,18 +116,8 @@ class PolicyCheckpoint:
         return network.to(device).eval()
 
 
-def save_policy(path: str | Path, network: PolicyNetwork, record: dict[str, Any]) -> None:
-    """Write a bare checkpoint of ``network`` with its :func:`policy_record` (atomically)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {PREFIX + k: v.detach().cpu() for k, v in network.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"policy": record, "state_dict": state}, tmp)
-    tmp.replace(path)
-
-
 def load_policy(path: str | Path, map_location: str | torch.device = "cpu") -> PolicyCheckpoint:
-    """Read a checkpoint written by ``driving fit`` or :func:`save_policy` (never unpickles)."""
+    """Read a checkpoint written by ``driving fit`` or ``save_policy`` (never unpickles)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} not found")

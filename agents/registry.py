@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 from agents.base import Agent, ConstantAgent
 from agents.baselines import IdmAgent, RandomAgent
@@ -58,15 +60,39 @@ AGENTS: dict[str, Callable[[Scenario, str | None], Agent]] = {
 """Agent factories by spec name; each takes the scenario and the text after ``:`` (or None)."""
 
 
-def make_agent(spec: str, scenario: Scenario) -> Agent:
+@dataclass(frozen=True)
+class AgentSpec:
+    """A parsed agent spec: ``name`` or ``name:arg`` (e.g. ``cnn:runs/bc/best.ckpt``)."""
+
+    name: str
+    arg: str | None = None
+
+    @classmethod
+    def parse(cls, text: str | AgentSpec) -> AgentSpec:
+        """Parse and check a spec string (a :class:`UserError` for an unknown agent)."""
+        if isinstance(text, AgentSpec):
+            return text
+        if not isinstance(text, str) or not text.strip():
+            raise UserError("agent spec must be a non-empty string, e.g. 'idm' or 'cnn:model.ckpt'")
+        name, sep, arg = text.strip().partition(":")
+        if name not in AGENTS:
+            raise unknown_choice("agent", name, [*AGENTS, "cnn:PATH"])
+        if name == "cnn" and not arg:
+            raise UserError("agent 'cnn' needs a checkpoint: cnn:PATH")
+        return cls(name, arg if sep else None)
+
+    @property
+    def checkpoint(self) -> Path | None:
+        """The checkpoint file of a ``cnn:PATH`` spec (None for other agents)."""
+        return Path(self.arg) if self.name == "cnn" and self.arg else None
+
+    def __str__(self) -> str:
+        return self.name if self.arg is None else f"{self.name}:{self.arg}"
+
+
+def make_agent(spec: str | AgentSpec, scenario: Scenario) -> Agent:
     """Build the agent named by ``spec`` (``name`` or ``name:arg``) for ``scenario``."""
-    if not isinstance(spec, str) or not spec.strip():
-        raise UserError("agent spec must be a non-empty string, e.g. 'idm' or 'cnn:model.ckpt'")
-    name, sep, arg = spec.strip().partition(":")
-    if name not in AGENTS:
-        raise unknown_choice("agent", name, [*AGENTS, "cnn:PATH"])
-    if name == "cnn" and not arg:
-        raise UserError("agent 'cnn' needs a checkpoint: cnn:PATH")
-    agent = AGENTS[name](scenario, arg if sep else None)
-    agent.name = spec.strip()
+    parsed = AgentSpec.parse(spec)
+    agent = AGENTS[parsed.name](scenario, parsed.arg)
+    agent.name = str(parsed)
     return agent

@@ -42,7 +42,6 @@ import datetime as dt
 import errno
 import fcntl
 import functools
-import hashlib
 import json
 import os
 import shutil
@@ -53,6 +52,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
+from driving.files import TMP_PREFIX, atomic_write_text, file_sha256, fsync_dir, size_on_disk
 from driving.versions import package_versions
 from envs.errors import UserError
 from envs.scenarios import Scenario
@@ -65,7 +65,6 @@ VERSION = 1
 MANIFEST = "manifest.json"
 SHARDS = "shards"
 LOCK = "writer.lock"
-_TMP_PREFIX = ".tmp-"
 
 
 @dataclass(frozen=True)
@@ -110,23 +109,6 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def file_sha256(path: Path) -> str:
-    """SHA-256 hex digest of the file at ``path``, read in 4 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(functools.partial(fh.read, 1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_array(path: Path, array: np.ndarray) -> None:
     """Write ``array`` as ``.npy`` at ``path`` and flush it to disk.
 
@@ -145,14 +127,7 @@ def _write_array(path: Path, array: np.ndarray) -> None:
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=1)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 
 
 def _lock(root: Path) -> IO[str]:
@@ -210,8 +185,8 @@ class DemoDataset:
 
     - :attr:`frames`: the whole ``(N, C, H, W)`` uint8 array in memory, built on first access
       with one sequential read per episode straight into place. 50,000 frames of 4x64x160 take
-      2 GB of RAM; the time is the disk's or page cache's (10,000 frames, 391 MiB: 0.1 to
-      1.5 s measured on a shared 2-core machine, mostly first-touch page faults).
+      2 GB of RAM; the time is the disk's or page cache's (``driving bench collect`` measures
+      it).
     - :meth:`frames_at`: ``frames[indices]`` gathered from the memory maps without building
       the whole array; memory stays at the size of the batch and the OS page cache is shared
       between processes (DataLoader workers, DDP ranks).
@@ -562,8 +537,7 @@ class DatasetWriter:
         for path in shards.iterdir():
             if path.name not in listed:
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
-        leftover = root / f"{_TMP_PREFIX}{MANIFEST}"
-        if leftover.exists():
+        for leftover in root.glob(f"{TMP_PREFIX}{MANIFEST}*"):
             leftover.unlink()
         return cls(root, manifest, lock)
 
@@ -589,7 +563,7 @@ class DatasetWriter:
     def request_seeds(self, seeds: Sequence[int]) -> None:
         """Append ``seeds`` to the requested seeds (e.g. a DAgger round adding episodes to the
         dataset), committing the manifest. They must be new; checking that they are training
-        seeds is the caller's job (see :func:`driving.collect.training_seeds`)."""
+        seeds is the caller's job (see :func:`driving.seeds.training_seeds`)."""
         seeds = [int(s) for s in seeds]
         clash = set(seeds) & set(self.requested_seeds())
         if clash or len(set(seeds)) != len(seeds):
@@ -617,7 +591,7 @@ class DatasetWriter:
         name = f"shard-{index:05d}"
         arrays = self._arrays(episodes)
         shards = self.root / SHARDS
-        tmp = shards / f"{_TMP_PREFIX}{name}-{os.getpid()}"
+        tmp = shards / f"{TMP_PREFIX}{name}-{os.getpid()}"
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
@@ -627,14 +601,14 @@ class DatasetWriter:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written stays behind
             raise
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         sha = {f.name: file_sha256(tmp / f"{f.name}.npy") for f in FIELDS}
         size = sum((tmp / f"{f.name}.npy").stat().st_size for f in FIELDS)
         final = shards / name
         if final.exists():  # an unlisted leftover of a killed writer
             shutil.rmtree(final)
         os.replace(tmp, final)
-        _fsync_dir(shards)
+        fsync_dir(shards)
         frames = int(sum(e.steps for e in episodes))
         manifest = json.loads(json.dumps(self.manifest))
         manifest["metric_names"] = list(episodes[0].metrics)
@@ -707,3 +681,70 @@ class DatasetWriter:
             f.name: np.ascontiguousarray(np.concatenate(parts[f.name]), dtype=f.dtype)
             for f in FIELDS
         }
+
+
+def verify_report(root: Path) -> tuple[bool, str]:
+    """``data verify``: whether dataset ``root`` is intact, and the lines to print (each problem,
+    naming its shard file, or a one-line OK with the counts)."""
+    if not (root / MANIFEST).is_file():
+        raise UserError(f"{root} is not a dataset (no {MANIFEST})")
+    problems = verify_dataset(root)
+    if problems:
+        lines = [f"BAD {problem}" for problem in problems]
+        return False, "\n".join([*lines, f"{root}: {len(problems)} problem(s)"])
+    manifest = read_manifest(root)
+    counts = manifest["counts"]
+    requested = len(manifest["seeds"]["requested"])
+    incomplete = (
+        f"; INCOMPLETE: {requested - counts['episodes']} of {requested} episodes missing"
+        if counts["episodes"] < requested
+        else ""
+    )
+    return True, (
+        f"{root}: OK ({len(manifest['shards'])} shards, {counts['episodes']} episodes, "
+        f"{counts['frames']} frames; checksums match{incomplete})"
+    )
+
+
+def _action_stats(name: str, values: np.ndarray) -> str:
+    if len(values) == 0:
+        return f"  {name:<22} (no frames)"
+    return (
+        f"  {name:<22} mean {values.mean():+.3f}  std {values.std():.3f}  "
+        f"min {values.min():+.3f}  max {values.max():+.3f}"
+    )
+
+
+def describe_dataset(root: Path) -> str:
+    """``data info``: scenario, agent and expert, noise, seeds, episodes, frames, size on disk
+    and statistics of the expert labels and executed actions."""
+    data = DemoDataset(root)
+    m: dict[str, Any] = data.manifest
+    collect = m["extra"].get("collect") or {}
+    noise = collect.get("noise")
+    seeds = m["seeds"]
+    prov = data.provenance()
+    lines = [
+        f"dataset      {root}",
+        f"scenario     {data.scenario.name}  overrides {data.scenario.overrides or '{}'}",
+        f"observation  {m['observation']['kind']} {m['observation']['shape']} uint8",
+        f"actions      {m['action']['names']} (normalised [-1, 1])",
+        f"agent        {m['agent'].get('agent')}   expert {m['agent'].get('expert')}",
+        f"noise        {noise['std'] if noise else 'none'}",
+        f"episodes     {m['counts']['episodes']} of {len(seeds['requested'])} requested"
+        + ("" if data.complete else "  (INCOMPLETE: driving collect --resume)"),
+        f"frames       {m['counts']['frames']}"
+        + (f"  ({len(data) / max(len(prov), 1):.1f} per episode)" if prov else ""),
+        f"ended        {sum(p['terminated'] for p in prov)} terminated (crash / off-road), "
+        f"{sum(p['truncated'] for p in prov)} reached the time limit",
+        f"shards       {len(m['shards'])}",
+        f"size         {size_on_disk(root) / 2**20:.1f} MiB on disk",
+        f"created      {m['created']}  (updated {m['updated']})",
+        f"versions     {', '.join(f'{k} {v}' for k, v in m['versions'].items())}",
+        "action statistics:",
+    ]
+    for k, name in enumerate(m["action"]["names"]):
+        lines.append(_action_stats(f"expert {name}", data.expert_actions[:, k]))
+        lines.append(_action_stats(f"executed {name}", data.actions[:, k]))
+    lines.append(_action_stats("speed [m/s]", data.speed))
+    return "\n".join(lines)

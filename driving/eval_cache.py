@@ -4,12 +4,18 @@ that decides its episodes changed.
 An evaluation folder (``episodes.csv``, ``summary.json``) gets a ``key.json`` beside them: the
 agent spec and description, the SHA-256 of a ``cnn:`` checkpoint file, the scenario's full
 config, the seeds, the package versions and a digest of the code that drives and scores
-episodes (``agents/``, ``envs/`` and the rollout, metric and statistics modules). A later run
-with the same key reads ``summary.json`` instead of driving; any difference drives again.
+episodes. A later run with the same key reads ``summary.json`` instead of driving; any
+difference drives again.
+
+The code is every project module that :mod:`driving.evaluation` imports, directly or through
+other project modules (found by reading their ``import`` statements, so a new module joins the
+key without anyone listing it), plus the whole of ``agents/`` and ``envs/`` (agents are built
+through an import by name that no statement shows).
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 from collections.abc import Sequence
@@ -18,38 +24,84 @@ from pathlib import Path
 from typing import Any
 
 from agents.base import Agent
-from driving.dataset import file_sha256
+from agents.registry import AgentSpec
+from driving.evaluation import EvaluationSummary
+from driving.files import atomic_write_text, file_sha256
 from driving.versions import package_versions
 from envs.scenarios import Scenario
 
 ROOT = Path(__file__).resolve().parents[1]
-CODE = ("agents", "envs", "driving/rollout.py", "driving/metrics.py", "driving/evaluate.py")
-"""What decides an evaluation's numbers, relative to the project root (folders: their .py)."""
+ENTRY = "driving.evaluation"
+"""The module whose project imports decide an evaluation's numbers."""
+WHOLE_PACKAGES = ("agents", "envs")
+"""Packages included whole (agents are imported by name in :mod:`agents.registry`)."""
 KEY_FILE = "key.json"
+
+
+def _module_file(name: str) -> Path | None:
+    """The project file of module ``name`` (None when it is not the project's)."""
+    parts = name.split(".")
+    if parts[0] not in ("driving", *WHOLE_PACKAGES):
+        return None
+    base = ROOT.joinpath(*parts)
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports(file: Path, name: str) -> set[str]:
+    """The modules that ``file`` (module ``name``) imports, absolute, at any depth of code."""
+    found: set[str] = set()
+    package = name if file.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(file.read_text(), str(file))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)  # submodules
+    return found
+
+
+def code_files() -> list[Path]:
+    """Every project file that decides an evaluation's numbers (see the module docstring)."""
+    files = {p for pkg in WHOLE_PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+    todo, seen = [ENTRY], set()
+    while todo:
+        name = todo.pop()
+        file = _module_file(name)
+        if name in seen or file is None:
+            continue
+        seen.add(name)
+        files.add(file)
+        todo.extend(_imports(file, name))
+    return sorted(files)
 
 
 @cache
 def code_digest() -> str:
-    """SHA-256 over the paths and contents of :data:`CODE`'s Python files."""
+    """SHA-256 over the paths and contents of :func:`code_files`."""
     digest = hashlib.sha256()
-    for entry in CODE:
-        path = ROOT / entry
-        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
-        for file in files:
-            digest.update(str(file.relative_to(ROOT)).encode())
-            digest.update(file.read_bytes())
+    for file in code_files():
+        digest.update(str(file.relative_to(ROOT)).encode())
+        digest.update(file.read_bytes())
     return digest.hexdigest()
 
 
 def evaluation_key(
-    spec: str, agent: Agent, scenario: Scenario, seeds: Sequence[int]
+    spec: AgentSpec, agent: Agent, scenario: Scenario, seeds: Sequence[int]
 ) -> dict[str, Any]:
     """The JSON-ready key of evaluating ``agent`` (built from ``spec``) on ``seeds``."""
-    name, _, arg = spec.partition(":")
+    checkpoint = spec.checkpoint
     key = {
-        "spec": spec,
+        "spec": str(spec),
         "agent": agent.describe(),
-        "checkpoint_sha256": file_sha256(Path(arg)) if name == "cnn" else None,
+        "checkpoint_sha256": file_sha256(checkpoint) if checkpoint else None,
         "scenario": scenario.to_dict(),
         "seeds": list(seeds),
         "versions": package_versions(),
@@ -58,14 +110,14 @@ def evaluation_key(
     return json.loads(json.dumps(key, default=str))
 
 
-def cached_summary(folder: Path, key: dict[str, Any]) -> dict[str, Any] | None:
+def cached_summary(folder: Path, key: dict[str, Any]) -> EvaluationSummary | None:
     """The summary stored in ``folder`` when its key equals ``key``, else None."""
     try:
         stored = json.loads((folder / KEY_FILE).read_text())
         if stored != key:
             return None
-        return json.loads((folder / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError):
+        return EvaluationSummary.read(folder / "summary.json")
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
         return None
 
 
@@ -76,4 +128,4 @@ def forget(folder: Path) -> None:
 
 def remember(folder: Path, key: dict[str, Any]) -> None:
     """Store ``key`` beside the evaluation just written to ``folder``."""
-    (folder / KEY_FILE).write_text(json.dumps(key, indent=1))
+    atomic_write_text(folder / KEY_FILE, json.dumps(key, indent=1))

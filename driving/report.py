@@ -1,5 +1,8 @@
 """The comparison report: markdown tables and plots from evaluation summaries.
 
+The comparison table has one row per agent with the headline metrics and their 95% intervals
+(:data:`COLUMNS`), in markdown for ``report.md`` and through rich on the terminal.
+
 Plots (matplotlib, PNG):
 
 - ``bars_<metric>.png``: one bar per agent and scenario variant, with its 95% interval;
@@ -11,47 +14,93 @@ Plots (matplotlib, PNG):
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from driving.comparison_table import COLUMNS, comparison_markdown
-from driving.evaluate import format_ci
-from driving.stats import pool_rates
+from driving.evaluation import EvaluationSummary
+from driving.files import atomic_write_text
+from driving.stats import Stat, format_ci, pool_rates
 
+if TYPE_CHECKING:
+    from driving.comparison import ComparisonResult
+
+COLUMNS: dict[str, tuple[str, int]] = {
+    "completed": ("completed", 2),
+    "collided": ("collided", 2),
+    "mean_speed_mps": ("speed m/s", 1),
+    "lane_offset_m": ("lane offset m", 2),
+    "autonomy": ("autonomy", 2),
+    "latency_ms": ("latency ms", 2),
+}
+"""Summary metric -> (column title, decimals) of the comparison table."""
 BAR_METRICS = ("completed", "collided", "mean_speed_mps")
 REFERENCE_AGENTS = ("modular-oracle", "modular-vision")
 
 
-def _err(stat: dict[str, Any]) -> tuple[float, float]:
-    if stat["mean"] is None or not stat["ci95"]:
+def comparison_rows(summaries: list[EvaluationSummary]) -> list[list[str]]:
+    """Table rows ``[agent, scenario, n, metric cells...]`` for evaluation summaries."""
+    rows = []
+    for s in summaries:
+        cells = [format_ci(s.metrics[m], digits) for m, (_, digits) in COLUMNS.items()]
+        rows.append([s.agent, s.scenario_name, str(s.episodes), *cells])
+    return rows
+
+
+def comparison_markdown(summaries: list[EvaluationSummary]) -> str:
+    """The comparison as a markdown table (mean [95% CI])."""
+    header = ["agent", "scenario", "episodes", *(title for title, _ in COLUMNS.values())]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in comparison_rows(summaries)]
+    return "\n".join(lines)
+
+
+def print_comparison(
+    summaries: list[EvaluationSummary], title: str, file: IO[str] = sys.stdout
+) -> None:
+    """Print the comparison table to the terminal."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("agent", overflow="fold", min_width=28)  # checkpoint paths: fold, not cut
+    for name in ["scenario", "n", *(t for t, _ in COLUMNS.values())]:
+        table.add_column(name, justify="left" if name == "scenario" else "right")
+    for row in comparison_rows(summaries):
+        table.add_row(*row)
+    Console(file=file, width=160).print(table)
+
+
+def _err(stat: Stat) -> tuple[float, float]:
+    if stat.mean is None or not stat.ci95:
         return 0.0, 0.0
     # max(0, .) absorbs rounding: Wilson's bound at a rate of 1.0 can come out as 0.9999999
-    return max(0.0, stat["mean"] - stat["ci95"][0]), max(0.0, stat["ci95"][1] - stat["mean"])
+    return max(0.0, stat.mean - stat.ci95[0]), max(0.0, stat.ci95[1] - stat.mean)
 
 
-def bar_plot(results: list[dict[str, Any]], metric: str, path: Path) -> Path:
+def bar_plot(results: list[ComparisonResult], metric: str, path: Path) -> Path:
     """Bars of ``metric`` per agent, grouped by scenario variant, with 95% intervals."""
-    variants = list(dict.fromkeys(r["variant"] for r in results))
-    agents = list(dict.fromkeys(r["summary"]["agent"] for r in results))
+    variants = list(dict.fromkeys(r.variant for r in results))
+    agents = list(dict.fromkeys(r.summary.agent for r in results))
     width = 0.8 / max(len(agents), 1)
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(variants) * max(1, len(agents) / 3)), 4))
     for i, agent in enumerate(agents):
         xs, ys, errs = [], [], ([], [])
         for j, variant in enumerate(variants):
             for r in results:
-                if r["variant"] == variant and r["summary"]["agent"] == agent:
-                    stat = r["summary"]["metrics"][metric]
-                    if stat["mean"] is None:
+                if r.variant == variant and r.summary.agent == agent:
+                    stat = r.summary.metrics[metric]
+                    if stat.mean is None:
                         continue
                     xs.append(j + (i - (len(agents) - 1) / 2) * width)
-                    ys.append(stat["mean"])
+                    ys.append(stat.mean)
                     lo, hi = _err(stat)
                     errs[0].append(lo)
                     errs[1].append(hi)
@@ -59,7 +108,7 @@ def bar_plot(results: list[dict[str, Any]], metric: str, path: Path) -> Path:
     ax.set_xticks(range(len(variants)), variants)
     title = COLUMNS.get(metric, (metric, 2))[0]
     ax.set_ylabel(title)
-    n = results[0]["summary"]["episodes"] if results else 0
+    n = results[0].summary.episodes if results else 0
     ax.set_title(f"{title} (mean, 95% CI, {n} episodes each)")
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
@@ -78,14 +127,14 @@ class CurvePoint:
         completed, collided: pooled rates (:func:`~driving.stats.pool_rates`).
     """
 
-    runs: list[dict[str, Any]]
-    completed: dict[str, Any]
-    collided: dict[str, Any]
+    runs: list[EvaluationSummary]
+    completed: Stat
+    collided: Stat
 
     @property
     def run_labels(self) -> list[int]:
         """Each run's expert-labelled frames (DAgger's differ when round episodes end early)."""
-        return [int(s["agent_description"]["expert_labels"]) for s in self.runs]
+        return [s.expert_labels for s in self.runs]
 
     @property
     def labels(self) -> int:
@@ -98,27 +147,21 @@ class CurvePoint:
         return f"{low:,}" if low == high else f"{low:,}-{high:,}"
 
 
-def _curve_points(results: list[dict[str, Any]], variant: str) -> dict[str, list[CurvePoint]]:
+def _curve_points(results: list[ComparisonResult], variant: str) -> dict[str, list[CurvePoint]]:
     """CNN results of ``variant`` with a label count, by series (``"BC"``, ``"DAgger"``, ...),
     pooled per curve point (``point``; without one, per label count) and sorted by labels."""
-    grouped: dict[str, dict[Any, list[dict[str, Any]]]] = {}
+    grouped: dict[str, dict[tuple[str, int], list[EvaluationSummary]]] = {}
     for r in results:
-        desc = r["summary"].get("agent_description", {})
-        if (
-            r["variant"] == variant
-            and r["summary"]["agent"].startswith("cnn")
-            and desc.get("expert_labels")
-        ):
-            name = r.get("series") or "CNN (BC)"
-            point = r.get("point")
-            key = ("point", point) if point is not None else ("labels", desc["expert_labels"])
-            grouped.setdefault(name, {}).setdefault(key, []).append(r["summary"])
+        if r.variant == variant and r.summary.agent.startswith("cnn") and r.summary.expert_labels:
+            name = r.series or "CNN (BC)"
+            key = ("point", r.point) if r.point is not None else ("labels", r.summary.expert_labels)
+            grouped.setdefault(name, {}).setdefault(key, []).append(r.summary)
     series = {
         name: [
             CurvePoint(
                 runs,
-                pool_rates([s["metrics"]["completed"] for s in runs]),
-                pool_rates([s["metrics"]["collided"] for s in runs]),
+                pool_rates([s.metrics["completed"] for s in runs]),
+                pool_rates([s.metrics["collided"] for s in runs]),
             )
             for runs in by_point.values()
         ]
@@ -127,7 +170,7 @@ def _curve_points(results: list[dict[str, Any]], variant: str) -> dict[str, list
     return {name: sorted(points, key=lambda p: p.labels) for name, points in series.items()}
 
 
-def learning_curve(results: list[dict[str, Any]], variant: str, path: Path) -> Path | None:
+def learning_curve(results: list[ComparisonResult], variant: str, path: Path) -> Path | None:
     """Completion/collision vs expert labels of the CNN checkpoints of one variant, one line per
     series, the modular agents' levels as reference lines (None when no series has 2 points)."""
     series = _curve_points(results, variant)
@@ -140,23 +183,23 @@ def learning_curve(results: list[dict[str, Any]], variant: str, path: Path) -> P
             stats = [getattr(p, metric) for p in points]
             errs = list(zip(*(_err(s) for s in stats), strict=True))
             bars = ax.errorbar(
-                xs, [s["mean"] for s in stats], yerr=errs, marker="o", capsize=3, label=name
+                xs, [s.mean for s in stats], yerr=errs, marker="o", capsize=3, label=name
             )
             if any(len(p.runs) > 1 for p in points):  # each training seed's own rate, faint
                 ax.scatter(
                     [n for p in points for n in p.run_labels],
-                    [s["metrics"][metric]["mean"] for p in points for s in p.runs],
+                    [s.metrics[metric].mean for p in points for s in p.runs],
                     s=14,
                     alpha=0.4,
                     color=bars.lines[0].get_color(),
                 )
         for r in results:
-            if r["variant"] == variant and r["summary"]["agent"] in REFERENCE_AGENTS:
+            if r.variant == variant and r.summary.agent in REFERENCE_AGENTS:
                 ax.axhline(
-                    r["summary"]["metrics"][metric]["mean"],
+                    r.summary.metrics[metric].mean,
                     linestyle="--",
-                    color="C3" if "oracle" in r["summary"]["agent"] else "C4",
-                    label=r["summary"]["agent"],
+                    color="C3" if "oracle" in r.summary.agent else "C4",
+                    label=r.summary.agent,
                 )
         ax.set_xscale("log")
         ax.set_xlabel("expert-labelled frames")
@@ -169,7 +212,7 @@ def learning_curve(results: list[dict[str, Any]], variant: str, path: Path) -> P
     return path
 
 
-def crossover_lines(results: list[dict[str, Any]], variant: str) -> list[str]:
+def crossover_lines(results: list[ComparisonResult], variant: str) -> list[str]:
     """Markdown: each series' points and its crossover with modular-vision.
 
     The crossover is the fewest expert-labelled frames at which the CNN (the same pixels as
@@ -180,9 +223,9 @@ def crossover_lines(results: list[dict[str, Any]], variant: str) -> list[str]:
     series = _curve_points(results, variant)
     vision = next(
         (
-            r["summary"]["metrics"]
+            r.summary.metrics
             for r in results
-            if r["variant"] == variant and r["summary"]["agent"] == "modular-vision"
+            if r.variant == variant and r.summary.agent == "modular-vision"
         ),
         None,
     )
@@ -195,10 +238,10 @@ def crossover_lines(results: list[dict[str, Any]], variant: str) -> list[str]:
     ]
     for name, points in series.items():
         for p in points:
-            each = ", ".join(f"{s['metrics']['completed']['mean']:.2f}" for s in p.runs)
+            each = ", ".join(f"{s.metrics['completed'].mean:.2f}" for s in p.runs)
             lines.append(
                 f"| {name} | {p.labels_text()} | {len(p.runs)} | {format_ci(p.completed)} | "
-                f"{format_ci(p.collided)} | {p.completed['n']} | {each} |"
+                f"{format_ci(p.collided)} | {p.completed.n} | {each} |"
             )
     lines.append("")
     if vision is None:
@@ -213,8 +256,8 @@ def crossover_lines(results: list[dict[str, Any]], variant: str) -> list[str]:
             (
                 p
                 for p in points
-                if p.completed["mean"] >= vision["completed"]["mean"]
-                and p.collided["mean"] <= vision["collided"]["mean"]
+                if p.completed.mean >= vision["completed"].mean
+                and p.collided.mean <= vision["collided"].mean
             ),
             None,
         )
@@ -232,7 +275,7 @@ def crossover_lines(results: list[dict[str, Any]], variant: str) -> list[str]:
     return [*lines, ""]
 
 
-def cost_table(results: list[dict[str, Any]]) -> str:
+def cost_table(results: list[ComparisonResult]) -> str:
     """Markdown table of the cost columns, one row per agent (main variant)."""
     lines = [
         "| agent | parameters | decision latency ms [95% CI] | training frames | expert labels |",
@@ -240,24 +283,20 @@ def cost_table(results: list[dict[str, Any]]) -> str:
     ]
     seen = set()
     for r in results:
-        s = r["summary"]
-        if s["agent"] in seen:
+        s = r.summary
+        if s.agent in seen:
             continue
-        seen.add(s["agent"])
-        desc = s.get("agent_description", {})
-        lat = s["metrics"]["latency_ms"]
-        lat_text = f"{lat['mean']:.2f}" + (
-            f" [{lat['ci95'][0]:.2f}, {lat['ci95'][1]:.2f}]" if lat["ci95"] else ""
-        )
+        seen.add(s.agent)
+        frames = s.agent_description.get("training_frames", 0)
         lines.append(
-            f"| {s['agent']} | {s.get('parameters', 0):,} | {lat_text} | "
-            f"{desc.get('training_frames', 0):,} | {desc.get('expert_labels', 0):,} |"
+            f"| {s.agent} | {s.parameters:,} | {format_ci(s.metrics['latency_ms'])} | "
+            f"{frames:,} | {s.expert_labels:,} |"
         )
     return "\n".join(lines)
 
 
 def write_report(
-    results: list[dict[str, Any]],
+    results: list[ComparisonResult],
     out: Path,
     *,
     title: str,
@@ -267,13 +306,13 @@ def write_report(
     """Write ``report.md`` and its plots into ``out``; return the report and plot paths."""
     out.mkdir(parents=True, exist_ok=True)
     plots = [bar_plot(results, m, out / f"bars_{m}.png") for m in BAR_METRICS]
-    variants = list(dict.fromkeys(r["variant"] for r in results))
+    variants = list(dict.fromkeys(r.variant for r in results))
     curve = learning_curve(results, variants[0], out / "learning_curve.png")
     if curve:
         plots.append(curve)
     parts = [f"# {title}", "", f"Command: `{command}`", "", *header_lines, ""]
     for variant in variants:
-        summaries = [r["summary"] for r in results if r["variant"] == variant]
+        summaries = [r.summary for r in results if r.variant == variant]
         parts += [
             f"## {variant}",
             "",
@@ -288,5 +327,5 @@ def write_report(
     parts += ["## Cost", "", cost_table(results), ""]
     parts += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
     report = out / "report.md"
-    report.write_text("\n".join(parts))
+    atomic_write_text(report, "\n".join(parts))
     return report, plots

@@ -1,19 +1,52 @@
 """Confidence intervals for driving figures: Wilson for rates, Student t for means.
 
-Every aggregate is ``{"mean": m, "ci95": [low, high], "n": n}``; an interval that cannot be
-computed (``n < 2`` for a mean, ``n = 0``) is ``None``.
+Every aggregate is a :class:`Stat` (stored as ``{"mean": m, "ci95": [low, high], "n": n}``);
+an interval that cannot be computed (``n < 2`` for a mean, ``n = 0``) is ``None``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats
 
 Z95 = 1.959963984540054
 """Two-sided 95% standard normal quantile."""
+
+
+@dataclass(frozen=True)
+class Stat:
+    """One aggregate figure: the mean over ``n`` values and its 95% interval (None when it is
+    undefined); ``mean`` is None when there is no value."""
+
+    mean: float | None
+    ci95: tuple[float, float] | None
+    n: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form ``{"mean", "ci95": [low, high] or None, "n"}``."""
+        return {"mean": self.mean, "ci95": list(self.ci95) if self.ci95 else None, "n": self.n}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Stat:
+        """The inverse of :meth:`to_dict`."""
+        ci = data.get("ci95")
+        return cls(data["mean"], (float(ci[0]), float(ci[1])) if ci else None, int(data["n"]))
+
+
+def format_ci(stat: Stat, digits: int = 2) -> str:
+    """``"0.12 [0.05, 0.20]"`` (``"n/a"`` when undefined)."""
+    if stat.mean is None:
+        return "n/a"
+    text = f"{stat.mean:.{digits}f}"
+    if stat.ci95:
+        low, high = stat.ci95
+        text += f" [{low:.{digits}f}, {high:.{digits}f}]"
+    return text
 
 
 def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None:
@@ -39,8 +72,8 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
     return mean - half, mean + half
 
 
-def summarize(values: Sequence[float], rate: bool) -> dict[str, object]:
-    """``{"mean", "ci95", "n"}`` of per-episode values; ``rate=True`` for 0/1 outcomes.
+def summarize(values: Sequence[float], rate: bool) -> Stat:
+    """The :class:`Stat` of per-episode values; ``rate=True`` for 0/1 outcomes.
 
     Non-finite values (e.g. an undefined per-episode figure) are left out and ``n`` counts only
     the finite ones.
@@ -49,20 +82,20 @@ def summarize(values: Sequence[float], rate: bool) -> dict[str, object]:
     x = x[np.isfinite(x)]
     n = len(x)
     if n == 0:
-        return {"mean": None, "ci95": None, "n": 0}
+        return Stat(None, None, 0)
     ci = wilson_interval(round(x.sum()), n) if rate else t_interval(x)
-    return {"mean": float(x.mean()), "ci95": list(ci) if ci else None, "n": n}
+    return Stat(float(x.mean()), ci, n)
 
 
-def pool_rates(rates: Sequence[dict[str, object]]) -> dict[str, object]:
+def pool_rates(rates: Sequence[Stat]) -> Stat:
     """One rate from several :func:`summarize` rates (``rate=True``): their episodes together.
 
     For repeats of one recipe (e.g. training seeds): the mean is over all episodes and the
     Wilson interval counts episodes, not repeats, so it leaves out the spread between repeats;
     report the repeats' own rates beside it.
     """
-    n = sum(int(r["n"]) for r in rates)
+    n = sum(r.n for r in rates)
     if n == 0:
-        return {"mean": None, "ci95": None, "n": 0}
-    successes = sum(round(float(r["mean"]) * int(r["n"])) for r in rates if r["n"])
-    return {"mean": successes / n, "ci95": list(wilson_interval(successes, n)), "n": n}
+        return Stat(None, None, 0)
+    successes = sum(round(float(r.mean) * r.n) for r in rates if r.n)
+    return Stat(successes / n, wilson_interval(successes, n), n)

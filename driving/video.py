@@ -8,6 +8,7 @@ from pathlib import Path
 import imageio.v2 as imageio
 import numpy as np
 
+from driving.files import replacing
 from envs.errors import UserError
 
 
@@ -21,22 +22,23 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> i
         raise UserError(f"video path {path} must end in .mp4 (or .mov/.mkv)")
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
-    try:  # FFMPEG named: without its plugin imageio would pick another writer and fail later
-        writer = imageio.get_writer(
-            path,
-            format="FFMPEG",
-            fps=fps,
-            codec="libx264",
-            macro_block_size=1,
-            quality=7,
-            pixelformat="yuv420p",
-        )
-    except (ImportError, RuntimeError) as exc:
-        raise UserError(f"cannot write {path}: {exc}") from None
-    with writer:
-        for frame in frames:
-            writer.append_data(_even(frame))
-            count += 1
+    with replacing(path) as tmp:
+        try:  # FFMPEG named: without its plugin imageio would pick another writer, fail later
+            writer = imageio.get_writer(
+                tmp,
+                format="FFMPEG",
+                fps=fps,
+                codec="libx264",
+                macro_block_size=1,
+                quality=7,
+                pixelformat="yuv420p",
+            )
+        except (ImportError, RuntimeError) as exc:
+            raise UserError(f"cannot write {path}: {exc}") from None
+        with writer:
+            for frame in frames:
+                writer.append_data(_even(frame))
+                count += 1
     return count
 
 

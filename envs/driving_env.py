@@ -28,7 +28,7 @@ from highway_env.envs.common.action import action_factory
 from envs.errors import UserError
 from envs.idm_hint import IdmShadow
 from envs.rgb_observation import RGBStackObservation
-from envs.scenarios import Scenario, get_scenario
+from envs.scenarios import Scenario, get_scenario, highway_env_entry_class
 from envs.scene import extract_scene, step_metrics
 from envs.spec import ACCELERATION_RANGE_MPS2
 
@@ -63,18 +63,10 @@ class _ContinuousLaneChangeRewardMixin:
 _DISCRETE_REWARD_ENVS = frozenset({"merge-v0", "roundabout-v0"})
 
 
-def _entry_class(env_id: str) -> type:
-    import highway_env  # noqa: F401  (registers the highway-env ids)
-
-    entry = str(gymnasium.spec(env_id).entry_point)
-    module, _, name = entry.partition(":")
-    return getattr(__import__(module, fromlist=[name]), name)
-
-
 @functools.cache
 def highway_env_class(env_id: str, fast: bool) -> type:
     """The highway-env class used for ``env_id``, with the project's mixins (cached)."""
-    base = _entry_class(env_id)
+    base = highway_env_entry_class(env_id)
     if fast:
         from envs.fast import fast_env_class, is_supported
 

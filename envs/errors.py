@@ -27,3 +27,9 @@ def unknown_choice(kind: str, value: str, choices: Iterable[str]) -> UserError:
     close = difflib.get_close_matches(value, valid, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return UserError(f"unknown {kind} {value!r}{hint}; valid choices: {', '.join(valid)}")
+
+
+class RunError(RuntimeError):
+    """A run that could not finish for a reason outside the user's input (an environment worker
+    died, training met a NaN loss), explained in one line that says what was kept. The CLI
+    prints it and exits with status 1."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from envs.errors import UserError, unknown_choice
-from envs.spec import ActionSpec, ObservationSpec
+from envs.spec import GRAY_WEIGHTS, ActionSpec, ObservationSpec
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ class Scenario:
                 "type": "GrayscaleObservation",
                 "observation_shape": (obs.width, obs.height),
                 "stack_size": obs.stack,
-                "weights": [0.2989, 0.5870, 0.1140],
+                "weights": list(GRAY_WEIGHTS),
             }
         else:
             observation = {
@@ -277,15 +277,19 @@ def _checked_value(key: str, value: Any, default: Any) -> Any:
     return value
 
 
-def highway_defaults(env_id: str) -> dict[str, Any]:
-    """highway-env's default config for ``env_id``."""
+def highway_env_entry_class(env_id: str) -> type:
+    """highway-env's own environment class registered as ``env_id`` (e.g. ``highway-v0``)."""
     import gymnasium
     import highway_env  # noqa: F401  (registers the highway-env ids)
 
-    entry = gymnasium.spec(env_id).entry_point
-    module, _, name = str(entry).partition(":")
-    cls = getattr(__import__(module, fromlist=[name]), name)
-    return cls.default_config()
+    entry = str(gymnasium.spec(env_id).entry_point)
+    module, _, name = entry.partition(":")
+    return getattr(__import__(module, fromlist=[name]), name)
+
+
+def highway_defaults(env_id: str) -> dict[str, Any]:
+    """highway-env's default config for ``env_id``."""
+    return highway_env_entry_class(env_id).default_config()
 
 
 _HIGHWAY = {

@@ -25,16 +25,16 @@ print(f"gpu_check: torch {torch.__version__}, GPU {name}, {os.cpu_count()} CPU c
 EOF
 
 echo "== 1. collect: 24 expert episodes on $cores workers (it prints its frames/s)"
-$py -m driving.cli collect --agent modular-oracle --episodes 24 --workers "$cores" \
+$py -m driving collect --agent modular-oracle --episodes 24 --workers "$cores" \
   --noise-steer 0.02 --out "$out/data" --quiet
 
 echo "== 2. bench train (GPU fp32, GPU bf16-mixed, then CPU; batch 32 as bc_cpu_small.yaml)"
-$py -m driving.cli bench train --data "$out/data" --steps 100 --repeats 2 --no-epoch
-$py -m driving.cli bench train --data "$out/data" --steps 100 --repeats 2 --no-epoch \
+$py -m driving bench train --data "$out/data" --steps 100 --repeats 2 --no-epoch
+$py -m driving bench train --data "$out/data" --steps 100 --repeats 2 --no-epoch \
   --precision bf16-mixed
-$py -m driving.cli bench train --data "$out/data" --batch-size 256 --steps 50 --repeats 2 \
+$py -m driving bench train --data "$out/data" --batch-size 256 --steps 50 --repeats 2 \
   --no-epoch --precision bf16-mixed --workers 4
-CUDA_VISIBLE_DEVICES="" $py -m driving.cli bench train --data "$out/data" --steps 30 \
+CUDA_VISIBLE_DEVICES="" $py -m driving bench train --data "$out/data" --steps 30 \
   --repeats 1 --no-epoch
 
 echo "== 3. DAgger fit: 2 epochs, a round of 8 episodes after each"
@@ -53,10 +53,10 @@ for callback in config["trainer"]["callbacks"]:
 config["data"]["root"] = f"{out}/data"
 yaml.safe_dump(config, open(f"{out}/dagger.yaml", "w"))
 EOF
-$py -m driving.cli fit --config "$out/dagger.yaml" > "$out/dagger.log" 2>&1 \
+$py -m driving fit --config "$out/dagger.yaml" > "$out/dagger.log" 2>&1 \
   || { tail -n 30 "$out/dagger.log"; exit 1; }
 tr '\r' '\n' < "$out/dagger.log" | grep -E "GPU available|DAgger round.*100%" | tail -n 8
-$py -m driving.cli data info "$out/data" | tail -n 6
+$py -m driving data info "$out/data" | tail -n 6
 
 echo "== 4. the test suite, GPU visible"
 parallel=()

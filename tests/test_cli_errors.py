@@ -1,6 +1,6 @@
 """Every subcommand fed invalid arguments: one line on stderr, exit status 2, no traceback.
 
-Run in-process through :func:`driving.cli.main` (the console script's own entry point) so that
+Run in-process through :func:`driving.commands.main` (the console script's own entry point) so that
 the whole table costs seconds (the Lightning commands in their own process);
 ``tests/test_rollout_evaluate.py`` and friends check the same
 contract through real subprocesses for the main commands.
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from driving import cli
-from tests.conftest import run_driving
+from driving import commands as cli
+from tests.support import run_driving
 
 pytestmark = pytest.mark.faults
 
@@ -133,7 +133,7 @@ CASES: list[tuple[list[str], str]] = [
     (["bench", "sim", "--steps", "0"], "positive integer"),
     (["bench", "collect", "--frames", "-5"], "positive integer"),
     (["bench", "train", "--data", "{tmp}/nothing-here"], "nothing-here"),
-    (["bench", "nothing"], "unknown benchmark"),
+    (["bench", "nothing"], "unknown command 'nothing'"),
     (["bench", "env", "--steps", "-5"], "positive integer"),
     (["bench", "env", "--scenario", "moon"], "moon"),
 ]

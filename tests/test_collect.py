@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from driving.collect import main as collect_main
+from driving.commands import main as driving_main
 from driving.dataset import FIELDS, DemoDataset
-from tests.conftest import REPO, TINY, assert_one_line_error, run_driving
+from tests.support import REPO, TINY, assert_one_line_error, run_driving
 
 EPISODES = 5
 NOISE = ["--noise-steer", "0.2", "--noise-accel", "0.1"]
@@ -91,7 +91,7 @@ def test_killed_collection_resumes_to_the_same_result(
 ) -> None:
     out = tmp_path / "d"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "driving.cli", *collect_args(out, "--shard-episodes", "1")],
+        [sys.executable, "-m", "driving", *collect_args(out, "--shard-episodes", "1")],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -190,12 +190,12 @@ def test_a_killed_worker_keeps_finished_episodes_and_resume_completes(
 
     killer = threading.Thread(target=kill_a_worker_after_the_first_shard)
     killer.start()
-    status = collect_main(collect_args(out, "--workers", "2", "--shard-episodes", "1")[1:])
+    status = driving_main(collect_args(out, "--workers", "2", "--shard-episodes", "1"))
     killer.join()
     assert killed and status == 1
     err = capsys.readouterr().err
     assert "environment worker failed on seed" in err and "--resume" in err
     partial = DemoDataset(out)
     assert 0 < len(partial.episodes()) < EPISODES
-    assert collect_main([*collect_args(out)[1:], "--resume"]) == 0
+    assert driving_main([*collect_args(out), "--resume"]) == 0
     assert_same_arrays(reference, DemoDataset(out))

@@ -7,9 +7,9 @@ import json
 import pytest
 import yaml
 
-from driving.comparison_table import COLUMNS
+from driving.report import COLUMNS
 from envs.errors import UserError
-from tests.conftest import assert_one_line_error
+from tests.support import assert_one_line_error
 
 AGENTS = ["idm", "keep-lane", "random"]
 
@@ -93,7 +93,7 @@ def test_compare_reuses_an_evaluation_only_while_its_key_holds(driving_cli, tmp_
 
 
 def test_evaluation_key_changes_with_the_checkpoint_bytes(tmp_path):
-    from agents.registry import make_agent
+    from agents.registry import AgentSpec, make_agent
     from driving.eval_cache import evaluation_key
     from envs.scenarios import get_scenario
 
@@ -101,15 +101,30 @@ def test_evaluation_key_changes_with_the_checkpoint_bytes(tmp_path):
     agent = make_agent("idm", scenario)
     checkpoint = tmp_path / "model.ckpt"
     checkpoint.write_bytes(b"weights 1")
-    key = evaluation_key(f"cnn:{checkpoint}", agent, scenario, [1, 2])
-    assert key == evaluation_key(f"cnn:{checkpoint}", agent, scenario, [1, 2])
+    spec = AgentSpec.parse(f"cnn:{checkpoint}")
+    key = evaluation_key(spec, agent, scenario, [1, 2])
+    assert key == evaluation_key(spec, agent, scenario, [1, 2])
     checkpoint.write_bytes(b"weights 2")  # retrained in place: same path, other weights
-    assert key != evaluation_key(f"cnn:{checkpoint}", agent, scenario, [1, 2])
-    assert key != evaluation_key(f"cnn:{checkpoint}", agent, scenario, [1, 3])
+    assert key != evaluation_key(spec, agent, scenario, [1, 2])
+    assert key != evaluation_key(spec, agent, scenario, [1, 3])
+
+
+def test_evaluation_key_covers_every_module_evaluation_imports():
+    from driving.eval_cache import ROOT, code_files
+
+    files = {str(p.relative_to(ROOT)) for p in code_files()}
+    # what decides a figure: the loop, the metrics, the intervals, the seeds, the workers
+    for name in ("evaluation", "rollout", "workers", "metrics", "stats", "mixers", "files"):
+        assert f"driving/{name}.py" in files, name
+    assert "agents/modular/vision.py" in files and "envs/fast/road.py" in files
+    # what only presents figures, or trains, does not decide them
+    assert not {"driving/report.py", "driving/comparison.py"} & files
+    assert not any(f.startswith(("driving/train/", "driving/commands/")) for f in files)
 
 
 def test_an_agent_entry_with_a_bad_point_is_a_clear_error(tmp_path):
-    from driving.compare import load_config
+    from agents.registry import AgentSpec
+    from driving.comparison import AgentEntry, load_config
 
     path = tmp_path / "compare.yaml"
     for point in ("one", -1, True):
@@ -118,4 +133,4 @@ def test_an_agent_entry_with_a_bad_point_is_a_clear_error(tmp_path):
         with pytest.raises(UserError, match=r"agents\[0\].*point"):
             load_config(path)
     path.write_text(yaml.safe_dump({"agents": [{"spec": "idm", "series": "BC", "point": 2}]}))
-    assert load_config(path).agents == [{"spec": "idm", "series": "BC", "point": 2}]
+    assert load_config(path).agents == [AgentEntry(AgentSpec("idm"), "BC", 2)]

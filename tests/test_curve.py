@@ -7,10 +7,12 @@ import json
 import pytest
 import yaml
 
-from driving.evaluate import format_ci
+from driving.comparison import ComparisonResult
+from driving.evaluation import EvaluationSummary
+from driving.files import copy_tree
 from driving.report import crossover_lines
-from driving.stats import pool_rates, wilson_interval
-from tests.conftest import TINY
+from driving.stats import Stat, format_ci, pool_rates, wilson_interval
+from tests.support import TINY, shipped_config
 
 
 def _result(
@@ -21,19 +23,24 @@ def _result(
     collided: float,
     point: int | None = None,
 ):
-    def stat(mean: float) -> dict:
-        return {"mean": mean, "ci95": [max(0.0, mean - 0.1), min(1.0, mean + 0.1)], "n": 100}
+    def stat(mean: float) -> Stat:
+        return Stat(mean, (max(0.0, mean - 0.1), min(1.0, mean + 0.1)), 100)
 
-    return {
-        "variant": "main: highway",
-        "series": series,
-        "point": point,
-        "summary": {
-            "agent": agent,
-            "agent_description": {"expert_labels": labels} if series else {},
-            "metrics": {"completed": stat(completed), "collided": stat(collided)},
-        },
-    }
+    summary = EvaluationSummary(
+        agent=agent,
+        agent_description={"expert_labels": labels} if series else {},
+        parameters=0,
+        scenario={"name": "highway"},
+        overrides={},
+        seeds=list(range(100)),
+        episodes=100,
+        workers=1,
+        wall_time_s=0.0,
+        metrics={"completed": stat(completed), "collided": stat(collided)},
+        versions={},
+        date="",
+    )
+    return ComparisonResult("main: highway", series, point, summary)
 
 
 def test_crossover_is_the_fewest_labels_at_least_as_good_as_modular_vision():
@@ -60,9 +67,9 @@ def test_runs_with_the_same_labels_pool_their_episodes_into_one_point():
         _result("modular-vision", None, 0, 0.85, 0.08),
     ]
     text = "\n".join(crossover_lines(results, "main: highway"))
-    pooled = pool_rates([{"mean": 0.9, "n": 100}, {"mean": 0.8, "n": 100}])
-    assert pooled["mean"] == 0.85 and pooled["n"] == 200
-    assert pooled["ci95"] == list(wilson_interval(170, 200))
+    pooled = pool_rates([Stat(0.9, None, 100), Stat(0.8, None, 100)])
+    assert pooled.mean == 0.85 and pooled.n == 200
+    assert pooled.ci95 == wilson_interval(170, 200)
     assert f"| DAgger | 2,000 | 2 | {format_ci(pooled)} |" in text
     assert "| 200 | 0.90, 0.80 |" in text
     # pooled (0.85 completed, 0.075 collided) it is as good as modular-vision; s1 alone is not
@@ -82,14 +89,15 @@ def test_runs_of_one_point_pool_even_when_their_label_counts_differ():
     assert "| DAgger | 57,714 | 2 |" in text
     assert "| DAgger | 65,310-65,502 | 2 |" in text and "| 200 | 0.70, 0.60 |" in text
     assert "no crossover within the budget tried (up to 65,310-65,502 labels)" in text
-    results[3]["point"] = None  # without a point, runs pool by their label count only
+    results[3].point = None  # without a point, runs pool by their label count only
     assert text.count("| DAgger |") == 2
     assert "\n".join(crossover_lines(results, "main: highway")).count("| DAgger |") == 3
 
 
 @pytest.mark.slow
 def test_curve_runs_bc_and_dagger_and_reports_both_series(driving_cli, tmp_path):
-    recipe = {
+    recipe = shipped_config("curve_highway")  # experiments/curve_highway.yaml, budget cut
+    recipe |= {
         "scenario": "highway",
         "overrides": TINY,
         "first_episodes": 2,
@@ -150,31 +158,30 @@ def test_curve_runs_bc_and_dagger_and_reports_both_series(driving_cli, tmp_path)
     assert json.loads((out / "data" / "dagger-seed-5" / "manifest.json").read_text()) == dagger
 
 
-def test_curve_bad_recipe_is_a_one_line_error(driving_cli, tmp_path):
-    from tests.conftest import assert_one_line_error
+def test_curve_bad_recipe_is_a_one_line_error(tmp_path, capsys):
+    from driving.commands import main  # in-process: the subprocess contract is tested elsewhere
 
     path = tmp_path / "bad.yaml"
-    path.write_text("points: 0\n")
-    assert_one_line_error(driving_cli(["curve", "--config", str(path)]), "points")
-    path.write_text("pointz: 3\n")
-    assert_one_line_error(driving_cli(["curve", "--config", str(path)]), "pointz")
-    path.write_text("finetune_lr: -1\n")
-    assert_one_line_error(driving_cli(["curve", "--config", str(path)]), "finetune_lr")
-    path.write_text("seeds: [1, 1]\n")
-    assert_one_line_error(driving_cli(["curve", "--config", str(path)]), "seeds")
-    path.write_text("dagger_noise_steer: -0.1\n")
-    assert_one_line_error(driving_cli(["curve", "--config", str(path)]), "dagger_noise_steer")
+    for text, needle in [
+        ("points: 0\n", "points"),
+        ("pointz: 3\n", "pointz"),
+        ("finetune_lr: -1\n", "finetune_lr"),
+        ("seeds: [1, 1]\n", "seeds"),
+        ("dagger_noise_steer: -0.1\n", "dagger_noise_steer"),
+    ]:
+        path.write_text(text)
+        assert main(["curve", "--config", str(path)]) == 2, text
+        (line,) = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+        assert line.startswith("driving curve: error: ") and needle in line, line
 
 
 def test_a_dataset_copy_cut_short_is_never_taken_for_a_dataset(tmp_path):
-    from driving.curve import _copy_dataset
-
     source, target = tmp_path / "bc-0", tmp_path / "bc-1"
     (source / "shards").mkdir(parents=True)
     (source / "manifest.json").write_text("{}")
-    stale = tmp_path / "bc-1.partial"  # what a killed copy leaves behind
+    stale = tmp_path / ".tmp-bc-1"  # what a killed copy leaves behind
     stale.mkdir()
     (stale / "junk").write_text("half a shard")
-    _copy_dataset(source, target)
+    copy_tree(source, target)
     assert sorted(p.name for p in target.iterdir()) == ["manifest.json", "shards"]
     assert not stale.exists()

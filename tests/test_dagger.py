@@ -11,10 +11,9 @@ import pytest
 import torch
 import yaml
 
-from driving.collect import DartNoise
-from driving.dagger import BetaMixture
 from driving.dataset import DemoDataset
-from tests.conftest import TINY
+from driving.mixers import BetaMixture, DartNoise
+from tests.support import TINY, tiny_fit_config
 
 ROUND_SEEDS_FROM = 50_000
 
@@ -40,38 +39,14 @@ def _dataset(driving_cli, root: Path) -> None:
 def _config(
     tmp_path: Path, data: Path, *, rounds: int, epochs: int, per_round: int, noise: float = 0.0
 ) -> Path:
-    run = tmp_path / "run"
-    config = {
-        "seed_everything": 0,
-        "trainer": {
-            "max_epochs": epochs,
-            "limit_train_batches": 2,
-            "default_root_dir": str(run),
-            "enable_progress_bar": False,
-            "reload_dataloaders_every_n_epochs": 1,
-            "logger": False,
-            "callbacks": [
-                {
-                    "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-                    "init_args": {"dirpath": str(run / "checkpoints"), "save_last": True},
-                },
-                {
-                    "class_path": "driving.dagger.DAgger",
-                    "init_args": {
-                        "rounds": rounds,
-                        "every_n_epochs": 1,
-                        "episodes_per_round": per_round,
-                        "first_seed": ROUND_SEEDS_FROM,
-                        "overrides": TINY,
-                        "noise_steer": noise,
-                    },
-                },
-            ],
-        },
-        # as experiments/dagger_highway.yaml: speedometer input, braking-weighted sampler
-        "model": {"network": {"width": 0.25, "speed_input": True}, "schedule": "constant"},
-        "data": {"root": str(data), "batch_size": 8, "brake_weight": 5.0},
-    }
+    """The shipped ``experiments/dagger_highway.yaml`` with its budget cut."""
+    config = tiny_fit_config("dagger_highway", data, tmp_path / "run", max_epochs=epochs)
+    config["model"]["schedule"] = "constant"
+    (dagger,) = [c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("DAgger")]
+    assert dagger["init_args"]["first_seed"] == ROUND_SEEDS_FROM
+    dagger["init_args"].update(
+        rounds=rounds, every_n_epochs=1, episodes_per_round=per_round, noise_steer=noise
+    )
     path = tmp_path / "dagger.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -212,5 +187,5 @@ def test_shipped_dagger_config_parses_and_names_the_callback(driving_cli):
     assert result.returncode == 0, result.stderr[-2000:]
     printed = yaml.safe_load(result.stdout)
     names = [c["class_path"] for c in printed["trainer"]["callbacks"]]
-    assert "driving.dagger.DAgger" in names
+    assert "driving.train.dagger.DAgger" in names
     assert printed["trainer"]["reload_dataloaders_every_n_epochs"] == 1

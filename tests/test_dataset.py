@@ -13,7 +13,7 @@ from driving.dataset import FIELDS, DatasetWriter, DemoDataset, verify_dataset
 from driving.rollout import Episode, rollout
 from envs.errors import UserError
 from envs.scenarios import get_scenario
-from tests.conftest import TINY
+from tests.support import TINY
 
 SEEDS = [0, 1, 2]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import TINY
+from tests.support import TINY
 
 
 def test_demo_collects_trains_evaluates_and_prints_the_table(driving_cli, tmp_path):

@@ -22,7 +22,7 @@ from highway_env.vehicle.kinematics import Vehicle
 from highway_env.vehicle.objects import Landmark, Obstacle
 
 import envs
-from driving.bench_sim import main as bench_sim_main
+from driving.commands.bench.sim import main as bench_sim_main
 from envs.driving_env import FAST_SIM_DEFAULT
 from envs.fast import is_supported
 from envs.fast.collisions import collision_candidates

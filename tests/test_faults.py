@@ -26,8 +26,8 @@ from agents.registry import make_agent
 from driving.dataset import FIELDS, DemoDataset
 from driving.rollout import WorkerFailure, iter_episodes, rollout
 from envs.scenarios import get_scenario
-from tests.conftest import REPO, TINY, assert_one_line_error, run_driving
 from tests.fault_callbacks import optimizer_digest
+from tests.support import REPO, TINY, assert_one_line_error, run_driving
 
 pytestmark = pytest.mark.faults
 
@@ -116,7 +116,7 @@ def test_collection_killed_at_random_moments_resumes_to_the_same_dataset(driving
     def start(out: Path, args: list[str]) -> tuple[subprocess.Popen, float]:
         """Start ``driving collect``; return it once it is collecting, and when that was."""
         proc = subprocess.Popen(
-            [sys.executable, "-m", "driving.cli", *args], cwd=REPO,
+            [sys.executable, "-m", "driving", *args], cwd=REPO,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         deadline = time.monotonic() + 60
@@ -268,7 +268,7 @@ def test_training_killed_mid_epoch_resumes_with_the_same_step_and_optimizer(
     slow = {"class_path": "tests.fault_callbacks.SlowSteps", "init_args": {"seconds": 0.3}}
     config = _train_config(tmp_path, tiny_data, run, 50, [slow])
     proc = subprocess.Popen(
-        [sys.executable, "-m", "driving.cli", "fit", "--config", str(config)],
+        [sys.executable, "-m", "driving", "fit", "--config", str(config)],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     last = run / "checkpoints" / "last.ckpt"

@@ -13,11 +13,11 @@ from agents.modular.control import ControlGains, Controller
 from agents.modular.perception import Detection, LaneEstimate, OraclePerception, Percept
 from agents.modular.planning import Planner, PlannerConfig, PlannerState
 from agents.modular.vision import VisionPerception
-from driving.perception_eval import in_view
+from driving.perception import in_view
 from driving.rollout import rollout
 from envs.errors import UserError
 from envs.scenarios import get_scenario
-from tests.conftest import TINY, assert_one_line_error
+from tests.support import TINY, assert_one_line_error
 
 EXPLAIN_KEYS = {
     "detections",

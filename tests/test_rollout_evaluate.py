@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from agents.registry import make_agent
-from driving.evaluate import evaluate_agent
+from driving.evaluation import evaluate_agent
 from driving.metrics import METRICS, episode_metrics
 from driving.rollout import Episode, rollout
 from driving.stats import summarize, t_interval, wilson_interval
 from envs.scenarios import get_scenario
-from tests.conftest import assert_one_line_error
+from tests.support import assert_one_line_error
 
 SEEDS = [1_000_000, 1_000_001, 1_000_002]
 
@@ -53,11 +53,11 @@ def test_random_fails_more_often_than_idm():
         spec: evaluate_agent(make_agent(spec, scenario), scenario, seeds, progress=False)
         for spec in ("random", "idm")
     }
-    random_, idm = (results[s].summary["metrics"] for s in ("random", "idm"))
+    random_, idm = (results[s].summary.metrics for s in ("random", "idm"))
     # random leaves the road (which ends a highway episode) or hits a car; idm does neither
-    assert random_["completed"]["mean"] < idm["completed"]["mean"]
-    assert random_["interventions"]["mean"] > idm["interventions"]["mean"]
-    assert random_["autonomy"]["mean"] < idm["autonomy"]["mean"]
+    assert random_["completed"].mean < idm["completed"].mean
+    assert random_["interventions"].mean > idm["interventions"].mean
+    assert random_["autonomy"].mean < idm["autonomy"].mean
 
 
 def test_rollout_records_frames_and_expert_labels(tiny):
@@ -94,8 +94,8 @@ def test_wilson_and_t_intervals_known_values():
     low, high = t_interval([1.0, 2.0, 3.0, 4.0])
     assert (low, high) == pytest.approx((0.4457, 4.5543), abs=1e-4)
     assert t_interval([3.0]) is None
-    assert summarize([1, 0, 1, 1], rate=True)["n"] == 4
-    assert summarize([float("nan"), 2.0, 4.0], rate=False)["n"] == 2
+    assert summarize([1, 0, 1, 1], rate=True).n == 4
+    assert summarize([float("nan"), 2.0, 4.0], rate=False).n == 2
 
 
 def _synthetic_episode(ttc, on_road, crashed, steer):

@@ -19,16 +19,17 @@ import torch
 import yaml
 
 from agents.baselines import IdmAgent
-from agents.checkpoint import load_policy, policy_record, save_policy
+from agents.checkpoint import load_policy, policy_record
 from agents.cnn_agent import make_cnn_agent
 from agents.networks import NetworkConfig, build_network, visual_backprop
-from driving.datamodule import DemoDataModule, augment, split_episodes
 from driving.dataset import DatasetWriter
 from driving.rollout import rollout
+from driving.train.checkpoint_io import save_policy
+from driving.train.datamodule import DemoDataModule, augment, split_episodes
 from driving.video import read_video
 from envs.errors import UserError
 from envs.scenarios import get_scenario
-from tests.conftest import REPO, TINY, assert_one_line_error, run_driving
+from tests.support import REPO, TINY, assert_one_line_error, run_driving
 
 SEEDS = [0, 1, 2, 3]
 BEST = Path("runs/bc_cpu_small/checkpoints/best.ckpt")
@@ -213,7 +214,7 @@ def test_brake_weight_draws_braking_frames_more_often(dataset):
 
 
 def test_bench_train_times_both_loops_on_real_batches(dataset, capsys):
-    from driving.bench_train import main as bench_main
+    from driving.commands.bench.train import main as bench_main
 
     args = ["--data", str(dataset), "--batch-size", "4", "--steps", "2", "--warmup", "1"]
     assert bench_main([*args, "--repeats", "1", "--width", "0.25"]) == 0
@@ -438,20 +439,3 @@ def test_bad_yaml_key_is_a_one_line_error(dataset, tmp_path):
     text["data"]["batchsize"] = 3
     config.write_text(yaml.safe_dump(text))
     assert_one_line_error(run_driving(["fit", "--config", str(config)], cwd=tmp_path), "batchsize")
-
-
-def test_shipped_gpu_config_parses(dataset, tmp_path):
-    result = run_driving(
-        [
-            "fit",
-            "--config",
-            str(REPO / "experiments/bc_gpu.yaml"),
-            "--data.root",
-            str(dataset),
-            "--print_config",
-        ],
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    config = yaml.safe_load(result.stdout)
-    assert config["trainer"]["precision"] == "bf16-mixed" and config["model"]["channels_last"]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from driving.video import read_video
-from tests.conftest import assert_one_line_error
+from tests.support import assert_one_line_error
 
 TINY = '{"vehicles_count": 8, "duration": 2}'
 
@@ -99,7 +99,7 @@ def test_live_window_without_display_is_a_clear_error(driving_cli):
 def _driving() -> list[str]:
     import sys
 
-    return [sys.executable, "-m", "driving.cli"]
+    return [sys.executable, "-m", "driving"]
 
 
 @pytest.mark.parametrize(

@@ -1,14 +1,18 @@
-"""argparse with one-line errors, shared by every subcommand."""
+"""argparse with one-line errors and the arguments shared by the commands (not a command)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import shlex
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
-from envs.errors import UserError
+from driving.files import atomic_write_text
+from envs.scenarios import SCENARIOS
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -22,8 +26,6 @@ class ArgumentParser(argparse.ArgumentParser):
 def add_episode_arguments(parser: argparse.ArgumentParser, seeds_help: str) -> None:
     """``--scenario``, ``--episodes``, ``--seeds`` and ``--workers``, shared by the commands
     that drive episodes."""
-    from envs.scenarios import SCENARIOS
-
     parser.add_argument(
         "--scenario", default="highway", help=f"scenario name ({', '.join(SCENARIOS)})"
     )
@@ -44,27 +46,22 @@ def add_override_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overrides-file", help="YAML/JSON file of overrides")
 
 
+def add_fast_argument(parser: argparse.ArgumentParser) -> None:
+    """``--fast/--no-fast``: the accelerated simulation (default: the project default)."""
+    parser.add_argument(
+        "--fast",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="use the accelerated simulation (default: the project default)",
+    )
+
+
 def apply_flags(config: Any, args: argparse.Namespace, names: Sequence[str]) -> None:
     """Set each of ``names`` on ``config`` from ``args`` where the flag was given (not None)."""
     for name in names:
         value = getattr(args, name)
         if value is not None:
             setattr(config, name, value)
-
-
-def require_positive_ints(config: Any, path: Any, names: Sequence[str]) -> None:
-    """A config file's ``names`` must be integers >= 1 (a :class:`UserError` names the key)."""
-    for name in names:
-        value = getattr(config, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise UserError(f"config {path}: {name} must be a positive integer, got {value!r}")
-
-
-def require_bools(config: Any, path: Any, names: Sequence[str]) -> None:
-    """A config file's ``names`` must be true or false (a :class:`UserError` names the key)."""
-    for name in names:
-        if not isinstance(getattr(config, name), bool):
-            raise UserError(f"config {path}: {name} must be true or false")
 
 
 def positive_int(text: str) -> int:
@@ -89,21 +86,24 @@ def json_object(text: str) -> dict[str, Any]:
     return value
 
 
-def load_overrides(value: dict[str, Any] | None, path: str | None) -> dict[str, Any]:
-    """Merge ``--overrides-file`` (YAML or JSON) under ``--overrides`` (JSON)."""
-    merged: dict[str, Any] = {}
-    if path:
-        import yaml
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
 
-        try:
-            with open(path) as fh:
-                loaded = yaml.safe_load(fh) or {}
-        except OSError as exc:
-            raise UserError(f"cannot read overrides file {path}: {exc.strerror}") from None
-        except yaml.YAMLError as exc:
-            raise UserError(f"overrides file {path} is not valid YAML: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise UserError(f"overrides file {path} must hold a mapping")
-        merged.update(loaded)
-    merged.update(value or {})
-    return merged
+
+def command_line(name: str, argv: Sequence[str] | None) -> str:
+    """``"driving NAME ARGS"`` as the user typed it (for reports)."""
+    args = list(argv if argv is not None else sys.argv[2:])
+    return f"driving {name} {shlex.join(args)}".strip()
+
+
+def write_json(path: Path | None, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` (a ``--json`` flag; nothing when None)."""
+    if path is not None:
+        atomic_write_text(path, json.dumps(data, indent=2) + "\n")

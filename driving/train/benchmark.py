@@ -1,8 +1,8 @@
-"""``driving bench train``: training samples/s through Lightning beside a bare PyTorch loop.
+"""Training samples/s through Lightning beside a bare PyTorch loop (``driving bench train``).
 
 Both loops train the same network (same initial weights) with AdamW on the same batches of the
-same dataset (the DataModule's training loader), on the same device; the first ``--warmup``
-steps of each are not timed; the loops alternate ``--repeats`` times and the best run of each
+same dataset (the DataModule's training loader), on the same device; the first ``warmup``
+steps of each are not timed; the loops alternate ``repeats`` times and the best run of each
 counts (load from other processes then hits both alike). Then one full training epoch through
 Lightning is timed (no validation). Prints samples/s of both, their ratio (Lightning overhead),
 and the epoch time::
@@ -12,18 +12,17 @@ and the epoch time::
 
 from __future__ import annotations
 
-import argparse
 import copy
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import lightning.pytorch as pl
 import torch
 
 from agents.networks import NetworkConfig, count_parameters
-from driving.argparse_util import ArgumentParser, positive_int
-from driving.bc_module import BehaviourCloning
-from driving.datamodule import DemoDataModule
+from driving.train.datamodule import DemoDataModule
+from driving.train.module import BehaviourCloning
 
 
 class _StepClock(pl.Callback):
@@ -136,41 +135,39 @@ def _fmt(values: list[float]) -> str:
     return ", ".join(f"{v:.1f}" for v in values)
 
 
-def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="driving bench train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="dataset folder (driving collect --out)")
-    parser.add_argument("--kind", default="pilotnet", choices=["pilotnet", "resnet"])
-    parser.add_argument("--width", type=float, default=0.5, help="channel multiplier")
-    parser.add_argument("--batch-size", type=positive_int, default=32)
-    parser.add_argument(
-        "--speed-input",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="the network reads the speedometer too (as in bc_cpu_small.yaml)",
-    )
-    parser.add_argument(
-        "--brake-weight",
-        type=float,
-        default=5.0,
-        help="braking frames drawn this many times as often (as in bc_cpu_small.yaml)",
-    )
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers")
-    parser.add_argument(
-        "--steps",
-        type=positive_int,
-        default=200,
-        help="timed steps per loop (short loops measure the page cache)",
-    )
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
-    parser.add_argument("--repeats", type=positive_int, default=3, help="alternating runs each")
-    parser.add_argument("--precision", default="32-true", help="e.g. bf16-mixed on a GPU")
-    parser.add_argument("--no-epoch", action="store_true", help="skip the full-epoch timing")
-    return parser
+@dataclass
+class TrainBench:
+    """What ``driving bench train`` measures.
+
+    Attributes:
+        data: the dataset folder.
+        kind, width, speed_input: the network (:class:`~agents.networks.NetworkConfig`).
+        batch_size: samples per step.
+        brake_weight: braking frames drawn this many times as often.
+        workers: DataLoader workers.
+        steps: timed steps per loop (short loops measure the page cache).
+        warmup: untimed steps first.
+        repeats: alternating runs of each loop (the best is reported).
+        precision: Lightning precision, e.g. ``"bf16-mixed"`` on a GPU.
+        epoch: also time one full epoch through Lightning.
+    """
+
+    data: str
+    kind: str = "pilotnet"
+    width: float = 0.5
+    speed_input: bool = True
+    batch_size: int = 32
+    brake_weight: float = 5.0
+    workers: int = 0
+    steps: int = 200
+    warmup: int = 3
+    repeats: int = 3
+    precision: str = "32-true"
+    epoch: bool = True
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark and print its figures."""
-    args: argparse.Namespace = build_parser().parse_args(argv)
+def run_train_bench(args: TrainBench) -> dict[str, float]:
+    """Print and return samples/s of the bare loop and of Lightning, and their ratio."""
     pl.seed_everything(0, verbose=False)
     data = DemoDataModule(
         args.data,
@@ -200,11 +197,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  bare PyTorch loop  {bare:8.1f} samples/s  (best of {_fmt(bare_runs)})")
     print(f"  Lightning fit      {lit:8.1f} samples/s  (best of {_fmt(lit_runs)})")
     print(f"  ratio Lightning / bare = {lit / bare:.2f}")
-    if not args.no_epoch:
+    results = {"bare_samples_per_s": bare, "lightning_samples_per_s": lit, "ratio": lit / bare}
+    if args.epoch:
         seconds = lightning_epoch(copy.deepcopy(module), data, args.precision)
         per = len(data.train_rows) / seconds
         print(
             f"  one epoch ({len(data.train_rows)} frames) through Lightning: {seconds:.1f} s "
             f"({per:.1f} samples/s)"
         )
-    return 0
+        results["epoch_samples_per_s"] = per
+    return results

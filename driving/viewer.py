@@ -1,37 +1,32 @@
-"""``driving watch``: see an agent drive, live in a window or recorded to video.
+"""Seeing an agent drive, live in a window or recorded to video (``driving watch``).
 
 The view (see :mod:`driving.overlay`) shows highway-env's rendering of the scene, the agent's
 own pixels with its ``explain()`` drawn on them (detections and reference path of the modular
 agent, the saliency map of the CNN), the action taken and the expert's action for the same
 frame. Live keys: space pauses, ``n`` steps one decision while paused, ``r`` restarts the
-episode, ``q`` or Esc quits. ``--record out.mp4`` renders the same view headless.
+episode, ``q`` or Esc quits; the window tells the rollout loop through a
+:class:`~driving.rollout.Signal`. Recording renders the same view headless into an mp4.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from agents.base import Agent
 from agents.registry import make_agent
-from driving.argparse_util import ArgumentParser, json_object, positive_int
 from driving.overlay import compose_view
-from driving.rollout import StepEvent, iter_episodes
+from driving.rollout import Signal, StepEvent, iter_episodes
 from driving.video import write_video
 from envs.errors import UserError
-from envs.scenarios import SCENARIOS, Scenario, get_scenario
-
-
-class _Restart(Exception):
-    """The user asked to restart the episode."""
-
-
-class _Quit(Exception):
-    """The user closed the window or pressed q."""
+from envs.scenarios import Scenario, get_scenario
 
 
 class LiveWindow:
@@ -53,8 +48,9 @@ class LiveWindow:
         self.paused = False
         self.last = 0.0
 
-    def show(self, frame: np.ndarray) -> None:
-        """Display ``frame`` ``(H, W, 3)`` RGB, then honour pause/step/restart/quit keys."""
+    def show(self, frame: np.ndarray) -> Signal | None:
+        """Display ``frame`` ``(H, W, 3)`` RGB, then honour the pause and step keys; return
+        :attr:`Signal.RESTART` or :attr:`Signal.STOP` when the user asks for it."""
         pg = self.pygame
         size = (frame.shape[1], frame.shape[0])
         # highway-env's viewer calls pygame.quit() when an environment closes: reopen if so.
@@ -71,12 +67,12 @@ class LiveWindow:
         while True:
             for event in pg.event.get():
                 if event.type == pg.QUIT:
-                    raise _Quit
+                    return Signal.STOP
                 if event.type == pg.KEYDOWN:
                     if event.key in (pg.K_q, pg.K_ESCAPE):
-                        raise _Quit
+                        return Signal.STOP
                     if event.key == pg.K_r:
-                        raise _Restart
+                        return Signal.RESTART
                     if event.key == pg.K_SPACE:
                         self.paused = not self.paused
                     if event.key in (pg.K_n, pg.K_RIGHT):
@@ -88,6 +84,7 @@ class LiveWindow:
         if wait > 0 and not self.paused:
             time.sleep(wait)
         self.last = time.perf_counter()
+        return None
 
     def close(self) -> None:
         if self.pygame.display.get_init():
@@ -112,7 +109,7 @@ def watch(
     frames: list[np.ndarray] = []
     window = None if record else LiveWindow(fps, f"driving watch: {agent.name}")
 
-    def on_step(event: StepEvent) -> None:
+    def on_step(event: StepEvent) -> Signal | None:
         view = compose_view(
             event.env.render(),
             event.obs,
@@ -127,28 +124,16 @@ def watch(
         )
         if window is None:
             frames.append(view)
-        else:
-            window.show(view)
-            frames_shown.append(1)
+            return None
+        shown[0] += 1
+        return window.show(view)
 
-    frames_shown: list[int] = []
+    shown = [0]
     try:
-        pending = list(seeds)
-        while pending:
-            try:
-                for _ in iter_episodes(
-                    agent,
-                    scenario,
-                    pending[:1],
-                    expert=expert,
-                    on_step=on_step,
-                    render_mode="rgb_array",
-                ):
-                    pending.pop(0)
-            except _Restart:
-                continue
-    except _Quit:
-        pass
+        for _ in iter_episodes(
+            agent, scenario, seeds, expert=expert, on_step=on_step, render_mode="rgb_array"
+        ):
+            pass
     finally:
         if window is not None:
             if snapshot is not None and (image := window.last_shown) is not None:
@@ -158,67 +143,69 @@ def watch(
             window.close()
     if record is not None:
         return write_video(record, frames, fps)
-    return len(frames_shown)
+    return shown[0]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = ArgumentParser(prog="driving watch", description=__doc__)
-    parser.add_argument(
-        "--agent",
-        required=True,
-        help="agent spec: random, keep-lane, idm, modular-oracle, modular-vision, cnn:PATH",
-    )
-    parser.add_argument("--scenario", default="highway", help=f"one of {', '.join(SCENARIOS)}")
-    parser.add_argument("--seed", type=int, help="first episode seed (default: first held-out)")
-    parser.add_argument("--episodes", type=positive_int, default=1, help="episodes to show")
-    parser.add_argument(
-        "--expert",
-        default="modular-oracle",
-        help="agent whose action is shown beside the agent's ('none' for none)",
-    )
-    parser.add_argument("--overrides", type=json_object, help="scenario overrides (JSON)")
-    parser.add_argument("--record", type=Path, help="write an mp4 here instead of a live window")
-    parser.add_argument("--fps", type=float, help="frames per second (default: real time)")
-    parser.add_argument(
-        "--snapshot", type=Path, help="live mode: save what the window shows at the end as a PNG"
-    )
-    args = parser.parse_args(argv)
-    scenario = get_scenario(args.scenario).with_overrides(args.overrides)
-    if args.seed is not None and args.seed < 0:
-        raise UserError(f"--seed must be >= 0, got {args.seed}")
-    first = scenario.evaluation_seeds.start if args.seed is None else args.seed
-    seeds = list(range(first, first + args.episodes))
-    agent = make_agent(args.agent, scenario)
+@dataclass
+class WatchRequest:
+    """What ``driving watch`` runs.
+
+    Attributes:
+        agent: the agent spec.
+        scenario: the scenario name.
+        overrides: its overrides.
+        seed: the first episode seed (None: the first held-out seed).
+        episodes: episodes to show, one after the other.
+        expert: the agent whose action is shown beside the agent's (None: none).
+        record: write an mp4 here instead of opening a window.
+        fps: frames per second (None: real time).
+        snapshot: live mode: save what the window shows at the end as a PNG.
+    """
+
+    agent: str
+    scenario: str = "highway"
+    overrides: dict[str, Any] | None = None
+    seed: int | None = None
+    episodes: int = 1
+    expert: str | None = "modular-oracle"
+    record: Path | None = None
+    fps: float | None = None
+    snapshot: Path | None = None
+
+
+def run_watch(request: WatchRequest, default_expert: str | None = None) -> str:
+    """Show (or record) the episodes; return the line to print.
+
+    An ``expert`` equal to ``default_expert`` that cannot drive this scenario is left out with
+    a warning instead of failing (the user did not ask for it).
+    """
+    scenario = get_scenario(request.scenario).with_overrides(request.overrides)
+    if request.seed is not None and request.seed < 0:
+        raise UserError(f"--seed must be >= 0, got {request.seed}")
+    first = scenario.evaluation_seeds.start if request.seed is None else request.seed
+    seeds = list(range(first, first + request.episodes))
+    agent = make_agent(request.agent, scenario)
     expert = None
-    if args.expert.lower() != "none":
+    if request.expert is not None:
         try:
-            expert = make_agent(args.expert, scenario)
+            expert = make_agent(request.expert, scenario)
         except UserError as exc:
-            if args.expert != parser.get_default("expert"):
+            if request.expert != default_expert:
                 raise
             print(f"driving watch: no expert shown ({exc})", file=sys.stderr)
-    if args.record is None:
-        import os
-
-        if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-            raise UserError(
-                "no display for a live window; use --record out.mp4 (or run under xvfb-run)"
-            )
+    if request.record is None and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        raise UserError(
+            "no display for a live window; use --record out.mp4 (or run under xvfb-run)"
+        )
     n = watch(
         agent,
         scenario,
         seeds,
         expert=expert,
-        record=args.record,
-        fps=args.fps,
-        snapshot=args.snapshot,
+        record=request.record,
+        fps=request.fps,
+        snapshot=request.snapshot,
     )
-    if args.record is not None:
-        print(f"wrote {args.record} ({n} frames)")
-    else:
-        print(f"showed {n} frames")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return f"wrote {request.record} ({n} frames)" if request.record else f"showed {n} frames"

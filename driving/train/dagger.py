@@ -11,16 +11,15 @@ training epochs, from ``driving fit --config experiments/dagger_highway.yaml``:
 1. the current network drives ``episodes_per_round`` new TRAINING seeds in ``workers``
    vectorised environments (batched inference on the training device); at every step the
    executed action is the expert's with probability ``beta`` and the policy's otherwise
-   (:class:`BetaMixture`, ``beta = beta0 * beta_decay ** (round - 1)``), plus DART steering
-   noise when ``noise_steer`` is set (the label stays the expert's clean action);
+   (:class:`~driving.mixers.BetaMixture`, ``beta = beta0 * beta_decay ** (round - 1)``), plus
+   DART steering noise when ``noise_steer`` is set (the label stays the expert's clean action);
 2. the expert labels every visited frame (``Episode.expert_actions``); by default
    ``modular-oracle:nearest-lane``, which re-plans from the frame alone and never starts a lane
    change: it steers to the nearest lane's centre behind that lane's leader. The plain oracle
    remembers the lane change it decided and keeps steering back to a lane the network has left;
    a labeller that re-runs its lane choice every frame flips between left and right. Either way
-   the label is not a function of the frame, and the network averages it (one round from the
-   same policy, 50 validation episodes: completed 0.98 with nearest-lane, 0.76 with the
-   memoryless oracle that may change lanes);
+   the label is not a function of the frame, and the network averages it (the README's
+   "Design notes" give the measured difference);
 3. the episodes are appended to the dataset folder as one shard whose episode records carry
    their provenance (``dagger_round``, ``beta``, ``rank`` of the process that drove them,
    ``policy``: the checkpoint of the network that
@@ -42,55 +41,21 @@ round already wrote are not collected twice).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-import numpy as np
 import torch.distributed as dist
 
 from agents.base import Agent
 from agents.cnn_agent import CnnAgent
 from agents.registry import make_agent
-from driving.collect import DartNoise
 from driving.dataset import DatasetWriter, read_manifest
+from driving.mixers import BetaMixture, DartNoise
 from driving.rollout import Episode, iter_episodes
+from driving.seeds import DAGGER_FIRST_SEED, round_seeds
 from envs.errors import UserError
-from envs.scenarios import Scenario
-
-_BETA_SALT = 0xBE7A
-"""Mixed into the expert/policy coin's seed so it is unrelated to the simulator's stream."""
-
-
-@dataclass(frozen=True)
-class BetaMixture:
-    """DAgger's mixture policy as an :data:`~driving.rollout.ActionMixer`.
-
-    At each step the expert's action is executed with probability ``beta``, the policy's
-    otherwise; the coin is drawn from ``(round, seed, step)`` only, so an episode is the same
-    whatever the number of workers or processes. ``noise`` then perturbs the executed action
-    (DART, Laskey et al. 2017: the rollouts visit the states next to the ones the policy keeps
-    to, such as a lane's edge, and the expert labels the way back).
-
-    Args:
-        beta: probability of executing the expert's action, in [0, 1].
-        round: the DAgger round (salts the coin).
-        noise: Gaussian noise added to the executed action (None: none).
-    """
-
-    beta: float
-    round: int
-    noise: DartNoise | None = None
-
-    def __call__(
-        self, seed: int, step: int, agent_action: np.ndarray, expert_action: np.ndarray | None
-    ) -> np.ndarray:
-        if expert_action is None:
-            raise ValueError("DAgger's mixture needs the expert's action at every step")
-        coin = np.random.default_rng([_BETA_SALT, self.round, seed, step]).random()
-        executed = expert_action if coin < self.beta else agent_action
-        return executed if self.noise is None else self.noise(seed, step, executed, expert_action)
+from envs.scenarios import Scenario, SeedRange
 
 
 def policy_checkpoint(root_dir: str | Path, round_: int) -> Path:
@@ -103,21 +68,6 @@ def round_beta(beta0: float, beta_decay: float, round_: int) -> float:
     """The expert-execution probability of round ``round_`` (1-based): ``beta0`` decayed by
     ``beta_decay`` at every later round."""
     return beta0 * beta_decay ** (round_ - 1)
-
-
-def round_seeds(
-    train_seeds: Any, first_seed: int, episodes_per_round: int, round_: int
-) -> list[int]:
-    """The ``episodes_per_round`` training seeds of round ``round_`` (1-based): rounds follow
-    each other from ``first_seed``; a :class:`UserError` if they leave ``train_seeds``."""
-    start = first_seed + (round_ - 1) * episodes_per_round
-    seeds = list(range(start, start + episodes_per_round))
-    if not (train_seeds.start <= seeds[0] and seeds[-1] < train_seeds.stop):
-        raise UserError(
-            f"DAgger round {round_} seeds {seeds[0]}..{seeds[-1]} leave the training seeds "
-            f"({train_seeds})"
-        )
-    return seeds
 
 
 def drive_round(
@@ -133,11 +83,11 @@ def drive_round(
     progress: bool = True,
 ) -> list[Episode]:
     """Round ``round_``'s episodes on ``seeds``: ``policy`` drives, mixed with the ``expert``
-    spec's actions at rate ``beta`` and perturbed by ``noise`` (:class:`BetaMixture`); the
-    expert labels every frame with its clean action."""
+    spec's actions at rate ``beta`` and perturbed by ``noise``
+    (:class:`~driving.mixers.BetaMixture`); the expert labels every frame with its clean
+    action."""
     device = getattr(policy, "device", "cpu")  # a network policy infers on its own device
-    stds = zip(noise.names, noise.std, strict=True) if noise else ()
-    noisy = "".join(f", {name} noise {std}" for name, std in stds if std)
+    noisy = noise.describe() if noise else ""
     label = f"DAgger round {round_} (beta {beta:.2f}{noisy}, policy on {device})"
     return list(
         iter_episodes(
@@ -200,7 +150,7 @@ class DAgger(pl.Callback):
         max_expert_labels: stop collecting once the dataset holds this many labelled frames
             (None: no budget besides ``rounds``).
         noise_steer: standard deviation of the Gaussian noise on the rounds' executed steering,
-            in normalised action units (0: none; see :class:`BetaMixture`).
+            in normalised action units (0: none; see :class:`~driving.mixers.BetaMixture`).
     """
 
     def __init__(
@@ -212,7 +162,7 @@ class DAgger(pl.Callback):
         beta0: float = 0.5,
         beta_decay: float = 0.5,
         expert: str = "modular-oracle:nearest-lane",
-        first_seed: int = 50_000,
+        first_seed: int = DAGGER_FIRST_SEED,
         overrides: dict[str, Any] | None = None,
         max_expert_labels: int | None = None,
         noise_steer: float = 0.0,
@@ -241,7 +191,7 @@ class DAgger(pl.Callback):
         """The expert-execution probability of round ``round_`` (1-based)."""
         return round_beta(self.beta0, self.beta_decay, round_)
 
-    def round_seeds(self, scenario_train: Any, round_: int) -> list[int]:
+    def round_seeds(self, scenario_train: SeedRange, round_: int) -> list[int]:
         """The training seeds of round ``round_`` (all processes together)."""
         return round_seeds(scenario_train, self.first_seed, self.episodes_per_round, round_)
 

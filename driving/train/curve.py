@@ -1,4 +1,4 @@
-"""``driving curve``: learning curves of BC and DAgger against expert labels, on held-out seeds.
+"""Learning curves of BC and DAgger against expert labels, on held-out seeds (``driving curve``).
 
 Reads a YAML recipe (see ``experiments/curve_highway.yaml``)::
 
@@ -6,7 +6,7 @@ Reads a YAML recipe (see ``experiments/curve_highway.yaml``)::
     overrides: {}                 # scenario overrides for collection, training and evaluation
     train_config: experiments/bc_cpu_small.yaml   # the LightningCLI config both methods share
     expert: modular-oracle        # drives and labels the BC demonstrations
-    dagger_expert: modular-oracle:nearest-lane   # labels DAgger's frames (see driving.dagger)
+    dagger_expert: modular-oracle:nearest-lane   # labels DAgger's frames (see driving.train.dagger)
     first_episodes: 10            # expert episodes of the smallest budget (BC and DAgger start)
     episodes_per_point: 10        # expert-labelled episodes added per point of the curve
     points: 3                     # points after the first
@@ -40,7 +40,8 @@ and runs, all inside ``out``:
      ``dagger_expert`` labels every frame with its clean action, the frames
      are appended with their provenance to ``data/dagger-seed-s`` (a copy of ``data/bc-0``),
      and the policy is fine-tuned on the aggregate for ``epochs_per_point`` epochs. The rounds
-     use the same functions as the :class:`~driving.dagger.DAgger` callback of ``driving fit``.
+     use the same functions as the :class:`~driving.train.dagger.DAgger` callback of
+     ``driving fit``.
 
 4. ``driving compare`` over every checkpoint (series ``BC`` and ``DAgger``) and the modular
    agents (reference lines) on the same held-out seeds: ``report.md`` with the curve, its table
@@ -57,35 +58,25 @@ points it has, so a changed recipe needs a new ``out``.
 
 from __future__ import annotations
 
-import argparse
-import shlex
-import shutil
-import sys
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from agents.registry import make_agent
-from driving.argparse_util import (
-    ArgumentParser,
-    apply_flags,
-    positive_int,
-    require_bools,
-    require_positive_ints,
-)
-from driving.collect import DartNoise, collect
-from driving.compare import CompareConfig, run_compare
-from driving.dagger import append_round, drive_round, round_beta, round_seeds
+from agents.registry import AgentSpec, make_agent
+from driving.collection import collect
+from driving.comparison import AgentEntry, CompareConfig, run_compare
+from driving.configs import load_mapping, require_bools, require_positive_ints
 from driving.dataset import DatasetWriter, read_manifest
+from driving.files import atomic_append_text, atomic_write_text, copy_tree
+from driving.mixers import DartNoise
+from driving.seeds import DAGGER_FIRST_SEED, round_seeds
+from driving.train.cli import fit
+from driving.train.dagger import append_round, drive_round, round_beta
 from envs.errors import UserError
 from envs.scenarios import Scenario, get_scenario
-
-DAGGER_FIRST_SEED = 50_000
-"""DAgger's rollout seeds start here in the training range, clear of the BC datasets' seeds."""
 
 
 @dataclass
@@ -117,19 +108,7 @@ class CurveConfig:
 
 def load_curve_config(path: Path) -> CurveConfig:
     """Parse a curve recipe (a :class:`UserError` names the file and the bad key)."""
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
-        raise UserError(f"cannot read config {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"config {path} is not valid YAML: {exc}".splitlines()[0]) from None
-    if not isinstance(raw, dict):
-        raise UserError(f"config {path} must be a mapping")
-    valid = {f.name: f for f in fields(CurveConfig)}
-    unknown = set(raw) - set(valid)
-    if unknown:
-        raise UserError(f"config {path}: unknown key(s) {sorted(unknown)}; valid: {sorted(valid)}")
-    config = CurveConfig(**raw)
+    config = CurveConfig(**load_mapping(path, CurveConfig))
     lr = config.finetune_lr
     if lr is not None and (not isinstance(lr, int | float) or isinstance(lr, bool) or lr <= 0):
         raise UserError(f"config {path}: finetune_lr must be a positive number, got {lr!r}")
@@ -205,13 +184,11 @@ def _finetune_config(
 
 
 def _fit(config: dict[str, Any], path: Path) -> None:
-    from driving.train_cli import main as train_main
-
+    """Write the training config ``config`` to ``path`` (so the point can be rerun alone with
+    ``driving fit --config``), then train from it in this process."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    status = train_main(["fit", "--config", str(path)])
-    if status:
-        raise UserError(f"training with {path} failed (exit status {status})")
+    atomic_write_text(path, yaml.safe_dump(config, sort_keys=False))
+    fit(config)
 
 
 def _grow_datasets(config: CurveConfig, scenario: Scenario, data: Path) -> list[Path]:
@@ -236,7 +213,7 @@ def _grow_datasets(config: CurveConfig, scenario: Scenario, data: Path) -> list[
                     {"noise": noise.to_dict() if noise else None},
                 )
             else:
-                _copy_dataset(roots[-1], root)
+                copy_tree(roots[-1], root)
                 DatasetWriter.open(root).request_seeds(
                     seeds[upto - config.episodes_per_point : upto]
                 )
@@ -245,15 +222,6 @@ def _grow_datasets(config: CurveConfig, scenario: Scenario, data: Path) -> list[
             collect(writer, expert, mixer=noise, workers=config.workers, progress=f"collect bc-{k}")
         roots.append(root)
     return roots
-
-
-def _copy_dataset(source: Path, target: Path) -> None:
-    """Copy the dataset folder ``source`` to ``target`` (absent) through a temporary sibling, so
-    that a copy cut short never stands as a finished dataset."""
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    shutil.copytree(source, partial)
-    partial.rename(target)
 
 
 def _point_zero(config: CurveConfig, base: dict[str, Any], first: Path, out: Path) -> Path:
@@ -302,7 +270,7 @@ def _dagger_points(
     aggregate."""
     data = out / "data" / f"dagger-seed-{seed}"
     if not data.exists():
-        _copy_dataset(first, data)
+        copy_tree(first, data)
     noise = DartNoise.from_settings(scenario.action, config.dagger_noise_steer, 0.0)
     checkpoints: list[Path] = []
     previous = start
@@ -359,14 +327,18 @@ def run_curve(config: CurveConfig, command: str) -> Path:
         ("DAgger", _dagger_points(config, base, scenario, roots[0], start, seed, out))
         for seed in config.seeds
     ]
-    specs = [{"spec": f"cnn:{start}", "series": "BC", "point": 0}]
+    entries = [AgentEntry(AgentSpec("cnn", str(start)), "BC", 0)]
     for series, checkpoints in chains:  # a point pools its seeds' runs, whatever their labels
-        specs += [
-            {"spec": f"cnn:{ckpt}", "series": series, "point": k}
+        entries += [
+            AgentEntry(AgentSpec("cnn", str(ckpt)), series, k)
             for k, ckpt in enumerate(checkpoints, start=1)
         ]
     compare = CompareConfig(
-        agents=[*specs, {"spec": "modular-oracle"}, {"spec": "modular-vision"}],
+        agents=[
+            *entries,
+            AgentEntry(AgentSpec("modular-oracle")),
+            AgentEntry(AgentSpec("modular-vision")),
+        ],
         scenario=config.scenario,
         overrides=config.overrides,
         episodes=config.episodes,
@@ -376,41 +348,14 @@ def run_curve(config: CurveConfig, command: str) -> Path:
         fresh=config.fresh,
         title=f"BC vs DAgger learning curves on {config.scenario}",
     )
-    (out / "compare.yaml").write_text(yaml.safe_dump(asdict(compare), sort_keys=False))
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "compare.yaml", yaml.safe_dump(compare.to_dict(), sort_keys=False))
     report = run_compare(compare, command)
     minutes = (time.perf_counter() - started) / 60
-    with report.open("a") as fh:
-        fh.write(
-            f"\nThis run (the collection, training and evaluation it did not find done): "
-            f"{minutes:.1f} min wall time.\n"
-        )
+    atomic_append_text(
+        report,
+        f"\nThis run (the collection, training and evaluation it did not find done): "
+        f"{minutes:.1f} min wall time.\n",
+    )
     print(f"curve done in {minutes:.1f} min")
     return report
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = ArgumentParser(
-        prog="driving curve",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--config", required=True, type=Path, help="curve YAML recipe")
-    parser.add_argument("--episodes", type=positive_int, help="override held-out episodes")
-    parser.add_argument("--workers", type=positive_int, help="override workers")
-    parser.add_argument("--out", help="override the output folder")
-    parser.add_argument(
-        "--fresh",
-        action="store_true",
-        default=None,
-        help="evaluate every checkpoint again instead of reusing a matching evaluation",
-    )
-    args = parser.parse_args(argv)
-    config = load_curve_config(args.config)
-    apply_flags(config, args, ("episodes", "workers", "out", "fresh"))
-    command = "driving curve " + shlex.join(list(argv if argv is not None else sys.argv[2:]))
-    run_curve(config, command)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -24,16 +24,18 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
 from agents.cnn_agent import CnnAgent
+from driving.files import replacing
 from driving.metrics import episode_metrics
 from driving.overlay import draw_inset
 from driving.rollout import iter_episodes
 from driving.video import write_video
+from envs.errors import RunError
 
 LOGGED_METRICS = ("collided", "completed", "distance_m", "mean_speed_mps", "offroad_time_s")
 """Closed-loop metrics logged every time (means over the episodes)."""
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(RunError):
     """Training met a NaN or infinite loss; the message says where and what is kept."""
 
 
@@ -157,13 +159,14 @@ class PredictionWriter(BasePredictionWriter):
         root = Path(trainer.log_dir or trainer.default_root_dir)
         path = Path(self.path) if self.path else root / "predictions.npz"
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(
-            path,
-            predicted=predicted,
-            expert=data.expert_actions[: len(predicted)],
-            episode=data.episode[: len(predicted)],
-            step=data.step[: len(predicted)],
-            names=np.asarray(data.scenario.action.names),
-        )
+        with replacing(path) as tmp:
+            np.savez(
+                tmp,
+                predicted=predicted,
+                expert=data.expert_actions[: len(predicted)],
+                episode=data.episode[: len(predicted)],
+                step=data.step[: len(predicted)],
+                names=np.asarray(data.scenario.action.names),
+            )
         self.written = path
         print(f"wrote {len(predicted)} predicted actions to {path}")

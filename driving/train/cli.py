@@ -1,4 +1,4 @@
-"""``driving fit|validate|test|predict``: the Lightning CLI over behaviour cloning.
+"""The Lightning CLI over behaviour cloning (``driving fit|validate|test|predict``).
 
 Exactly as any LightningCLI project::
 
@@ -9,20 +9,21 @@ Exactly as any LightningCLI project::
     driving validate --config my.yaml --ckpt_path runs/bc_cpu_small/checkpoints/best.ckpt
     driving predict --config my.yaml --ckpt_path BEST --predictions.path preds.npz
 
-The model is :class:`driving.bc_module.BehaviourCloning`, the data
-:class:`driving.datamodule.DemoDataModule`; the data's ``policy_spec`` (scenario, observation and
-action specs, data counts) is linked into the model when both are built, so a config never
-repeats it. Every model, data and trainer option is settable from YAML or flags.
+The model is :class:`driving.train.module.BehaviourCloning`, the data
+:class:`driving.train.datamodule.DemoDataModule`; the data's ``policy_spec`` (scenario,
+observation and action specs, data counts) is linked into the model when both are built, so a
+config never repeats it. Every model, data and trainer option is settable from YAML or flags.
 
 W&B runs are offline unless the user is logged in (:func:`driving.wandb_setup.default_wandb_mode`
-sets ``WANDB_MODE`` before the logger exists). A bad config (unknown key, wrong type) is one line
-on stderr with exit status 2; a NaN/inf loss stops training with one line and exit status 1.
+sets ``WANDB_MODE`` before the logger exists). :func:`run` is what the commands call;
+:func:`fit` trains in-process from a config mapping (the learning curve and the demo). A bad
+config (unknown key, wrong type) raises :class:`~envs.errors.UserError`, a NaN/inf loss
+:class:`~driving.train.callbacks.NonFiniteLossError`.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -32,16 +33,19 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from driving.bc_module import BehaviourCloning
-from driving.callbacks import NanGuard, NonFiniteLossError, PredictionWriter
-from driving.checkpoint_io import AtomicCheckpointIO
-from driving.datamodule import DemoDataModule
+from driving.train.callbacks import NanGuard, PredictionWriter
+from driving.train.checkpoint_io import AtomicCheckpointIO
+from driving.train.datamodule import DemoDataModule
+from driving.train.module import BehaviourCloning
 from driving.wandb_setup import default_wandb_mode
+from envs.errors import UserError
+
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 
 class DrivingCLI(LightningCLI):
     """LightningCLI with the data -> model spec link, the prediction writer and checkpoints
-    written then renamed (:class:`~driving.checkpoint_io.AtomicCheckpointIO`)."""
+    written then renamed (:class:`~driving.train.checkpoint_io.AtomicCheckpointIO`)."""
 
     def add_arguments_to_parser(self, parser: ArgumentParser) -> None:
         parser.link_arguments("data.policy_spec", "model.spec", apply_on="instantiate")
@@ -59,13 +63,24 @@ def _one_line(message: str) -> str:
     return " ".join(lines)[:600]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one LightningCLI subcommand (``argv[0]`` in fit/validate/test/predict)."""
-    args = list(sys.argv[1:] if argv is None else argv)
+def run(subcommand: str, argv: Sequence[str] | dict[str, Any]) -> None:
+    """Run one LightningCLI subcommand (``fit``, ``validate``, ``test`` or ``predict``) with
+    the command-line arguments ``argv`` (or a config mapping, as a YAML file would hold it).
+
+    Raises:
+        UserError: a bad config or flag (unknown key, wrong type, unreadable file).
+        NonFiniteLossError: training met a NaN or infinite loss.
+    """
+    if subcommand not in SUBCOMMANDS:
+        raise ValueError(f"unknown LightningCLI subcommand {subcommand!r}")
     default_wandb_mode()
-    # driving.cli hands us its own argv: LightningCLI's warning about args + sys.argv is moot.
+    # Our own argv is handed over: LightningCLI's warning about args + sys.argv is moot.
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-    command = args[0] if args else ""
+    args: list[str] | dict[str, Any] = (
+        {"subcommand": subcommand, subcommand: dict(argv)}
+        if isinstance(argv, dict)
+        else [subcommand, *argv]
+    )
     try:
         DrivingCLI(
             BehaviourCloning,
@@ -77,10 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             auto_configure_optimizers=False,
             run=True,
         )
-    except NonFiniteLossError as exc:
-        print(f"driving {command}: error: {exc}", file=sys.stderr)
-        return 1
     except argparse.ArgumentError as exc:  # jsonargparse's, with exit_on_error=False
-        print(f"driving {command}: error: {_one_line(str(exc))}", file=sys.stderr)
-        return 2
-    return 0
+        raise UserError(_one_line(str(exc))) from None
+
+
+def fit(config: dict[str, Any]) -> None:
+    """Train in-process from ``config`` (the mapping a ``--config`` YAML file holds)."""
+    run("fit", config)

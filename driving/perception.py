@@ -1,4 +1,4 @@
-"""``driving perception``: measure the vision perception against the ground truth.
+"""Vision perception measured against the ground truth (``driving perception``).
 
 A driver (``modular-oracle`` by default) drives held-out episodes through
 :func:`driving.rollout.iter_episodes`; at every decision the ``on_step`` hook runs
@@ -19,7 +19,6 @@ of the ego lane's centre (lateral) and of the heading estimate.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -28,15 +27,10 @@ import numpy as np
 from agents.modular.perception import Detection, OraclePerception, Percept, project
 from agents.modular.vision import VisionPerception
 from agents.registry import make_agent
-from driving.argparse_util import (
-    ArgumentParser,
-    add_episode_arguments,
-    add_override_arguments,
-    load_overrides,
-)
-from driving.evaluate import choose_seeds
 from driving.rollout import StepEvent, iter_episodes
+from driving.seeds import evaluation_seeds
 from driving.stats import wilson_interval
+from envs.errors import UserError
 from envs.scenarios import Scenario, get_scenario
 
 AHEAD_RANGE_M = 30.0
@@ -219,52 +213,47 @@ def _rate(value: float, ci: tuple[float, float] | None) -> str:
     return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{value:.3f}"
 
 
-def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(
-        prog="driving perception",
-        description="Score modular-vision's OpenCV perception against the ground truth on "
-        "held-out frames: detection precision/recall and position error, overall and for cars "
-        f"within {AHEAD_RANGE_M:.0f} m ahead.",
-    )
-    add_episode_arguments(
-        parser, "seed range A:B (half-open); default: the scenario's held-out evaluation range"
-    )
-    parser.add_argument(
-        "--driver", default="modular-oracle", help="agent that drives while frames are scored"
-    )
-    parser.add_argument(
-        "--gate", type=float, default=2.5, help="largest matching distance [m] (default 2.5)"
-    )
-    add_override_arguments(parser)
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
+@dataclass
+class PerceptionRequest:
+    """What ``driving perception`` runs.
+
+    Attributes:
+        scenario: the scenario name.
+        overrides: its overrides.
+        episodes: how many episodes (None: all of ``seeds``).
+        seeds: a seed range ``"A:B"`` (None: the held-out evaluation range).
+        driver: the agent spec that drives while frames are scored.
+        workers: parallel environments.
+        gate: largest matching distance [m].
+        progress: show a progress bar.
+    """
+
+    scenario: str = "highway"
+    overrides: dict[str, object] | None = None
+    episodes: int | None = None
+    seeds: str | None = None
+    driver: str = "modular-oracle"
+    workers: int = 1
+    gate: float = 2.5
+    progress: bool = True
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``driving perception``: returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not args.gate > 0:
-        parser.error(f"--gate must be > 0 m, got {args.gate}")
-    scenario = get_scenario(args.scenario).with_overrides(
-        load_overrides(args.overrides, args.overrides_file)
-    )
-    seeds = choose_seeds(scenario, args.episodes, args.seeds)
+def run_perception(request: PerceptionRequest) -> str:
+    """Measure and return the printed report (a header line and :func:`format_score`)."""
+    if not request.gate > 0:
+        raise UserError(f"--gate must be > 0 m, got {request.gate}")
+    scenario = get_scenario(request.scenario).with_overrides(request.overrides or {})
+    seeds = evaluation_seeds(scenario, request.episodes, request.seeds)
     score = measure(
         scenario,
         seeds,
-        driver=args.driver,
-        workers=args.workers,
-        gate=args.gate,
-        progress=False if args.quiet else "perception",
+        driver=request.driver,
+        workers=request.workers,
+        gate=request.gate,
+        progress="perception" if request.progress else False,
     )
-    print(
+    header = (
         f"vision perception on {scenario.name}: {len(seeds)} episodes, {score.frames} frames, "
-        f"driver {args.driver}"
+        f"driver {request.driver}"
     )
-    print(format_score(score))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return f"{header}\n{format_score(score)}"

@@ -2,20 +2,23 @@
 
 Lightning's own ``TorchCheckpointIO`` rewrites ``last.ckpt`` in place, so a full disk or a kill
 in the middle of a save destroys the previous checkpoint too. :class:`AtomicCheckpointIO`
-writes the new checkpoint to a temporary file in the same folder, flushes it to disk and only
-then replaces the old one (``os.replace`` is atomic on POSIX): a failed save leaves the previous
-checkpoint as it was, and the temporary file is removed.
+writes the new checkpoint through :func:`driving.files.atomic_write_bytes` (a temporary file in
+the same folder, flushed to disk, then renamed over the old one): a failed save leaves the
+previous checkpoint as it was, and the temporary file is removed.
 """
 
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from agents.checkpoint import PREFIX
+from agents.networks import PolicyNetwork
+from driving.files import atomic_write_bytes
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -31,13 +34,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(buffer.getbuffer())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(path, buffer.getbuffer())
+
+
+def save_policy(path: str | Path, network: PolicyNetwork, record: dict[str, Any]) -> None:
+    """Write a bare checkpoint of ``network`` with its :func:`~agents.checkpoint.policy_record`
+    (atomically), readable by :func:`~agents.checkpoint.load_policy`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {PREFIX + k: v.detach().cpu() for k, v in network.state_dict().items()}
+    buffer = io.BytesIO()
+    torch.save({"policy": record, "state_dict": state}, buffer)
+    atomic_write_bytes(path, buffer.getbuffer())

@@ -19,11 +19,12 @@ and an optional mirror across the road's axis (rows flipped) that negates the st
 It runs on the training batches after they reach the device (``on_after_batch_transfer``), so it
 costs the GPU, not the loader.
 
-Braking is rare in expert driving (about 10% of highway frames have a label below -0.1, under 1%
-are hard stops), yet it is what keeps the car out of the one ahead. ``brake_weight`` draws
-training frames whose acceleration label is below ``brake_threshold`` that many times more often
-than the others (a ``WeightedRandomSampler``, with replacement, one epoch = as many draws as
-training frames); under DDP Lightning splits the sampler's draws between the processes.
+Braking is rare in expert driving (a small share of the frames; ``driving data info`` prints
+the label statistics of a dataset), yet it is what keeps the car out of the one ahead.
+``brake_weight`` draws training frames whose acceleration label is below ``brake_threshold``
+that many times more often than the others (a ``WeightedRandomSampler``, with replacement, one
+epoch = as many draws as training frames); under DDP Lightning splits the sampler's draws
+between the processes.
 """
 
 from __future__ import annotations

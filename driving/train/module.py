@@ -4,7 +4,7 @@ Loss: Huber (or MSE) per action component, weighted, averaged over the batch. Op
 with a cosine (to zero over the epochs) or one-cycle schedule, or a constant rate. Logged: the
 loss, the learning rate and the open-loop mean absolute error of each action component
 (``train/mae_steer``, ``val/mae_accel``, ...). Closed-loop driving is measured by
-:class:`driving.callbacks.ClosedLoopValidation`.
+:class:`driving.train.callbacks.ClosedLoopValidation`.
 
 Checkpoints written by Lightning carry the ``"policy"`` record of
 :func:`agents.checkpoint.policy_record` (scenario, specs, network, data counts) and only

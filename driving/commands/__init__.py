@@ -1,0 +1,159 @@
+"""The ``driving`` command: one entry of :data:`COMMANDS` per command a user types.
+
+Each command is a function ``(argv: list[str]) -> int`` in a module of this package (most are
+the ``main`` of a file named after the command; the four LightningCLI subcommands share
+``fit.py``; the benchmarks live in ``bench/``). This module only dispatches, by the longest
+prefix of the command line found in the table, so ``driving --help`` stays fast and every
+command is reached the same way. Errors are turned into exit statuses here, once:
+
+- :class:`envs.errors.UserError` (a user mistake): one line on stderr, exit status 2, never a
+  traceback;
+- :class:`envs.errors.RunError` (a worker died, a NaN loss): one line, exit status 1;
+- a full disk: one line, exit status 1 (what was written before stays valid: every writer
+  writes then renames);
+- Ctrl-C: one line, exit status 130.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import sys
+from collections.abc import Sequence
+
+from envs.errors import RunError, UserError
+
+COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
+    ("evaluate",): (
+        "driving.commands.evaluate:main",
+        "drive an agent on held-out seeds; write episodes.csv and summary.json",
+    ),
+    ("collect",): (
+        "driving.commands.collect:main",
+        "record expert demonstrations into a dataset folder",
+    ),
+    ("data",): (
+        "driving.commands.data:main",
+        "inspect a dataset: `data info DIR`, `data verify DIR`",
+    ),
+    ("fit",): (
+        "driving.commands.fit:fit",
+        "train a CNN policy (LightningCLI; --config experiments/<name>.yaml)",
+    ),
+    ("validate",): ("driving.commands.fit:validate", "validate a CNN policy (LightningCLI)"),
+    ("test",): ("driving.commands.fit:test", "test a CNN policy (LightningCLI)"),
+    ("predict",): (
+        "driving.commands.fit:predict",
+        "predict actions with a CNN policy (LightningCLI)",
+    ),
+    ("compare",): (
+        "driving.commands.compare:main",
+        "evaluate several agents on the same seeds; write report.md",
+    ),
+    ("curve",): (
+        "driving.commands.curve:main",
+        "BC vs DAgger learning curves against expert labels (collect, train, evaluate)",
+    ),
+    ("watch",): ("driving.commands.watch:main", "watch an agent drive, live or recorded to video"),
+    ("perception",): (
+        "driving.commands.perception:main",
+        "measure vision perception against ground truth",
+    ),
+    ("bench", "env"): (
+        "driving.commands.bench.env:main",
+        "benchmark: policy and simulated steps/s of every scenario",
+    ),
+    ("bench", "sim"): (
+        "driving.commands.bench.sim:main",
+        "benchmark: stock vs accelerated simulation, with the speed-up",
+    ),
+    ("bench", "collect"): (
+        "driving.commands.bench.collect:main",
+        "benchmark: collection frames/s with 1 and 2 workers; dataset time and size",
+    ),
+    ("bench", "train"): (
+        "driving.commands.bench.train:main",
+        "benchmark: training samples/s, Lightning beside a bare PyTorch loop",
+    ),
+    ("demo",): (
+        "driving.commands.demo:main",
+        "collect, train, evaluate both approaches, print the comparison",
+    ),
+}
+"""Command words -> (``module:function``, one-line help)."""
+
+
+def _usage(prefix: tuple[str, ...] = ()) -> str:
+    entries = {
+        words: help_ for words, (_, help_) in COMMANDS.items() if words[: len(prefix)] == prefix
+    }
+    names = {" ".join(words): help_ for words, help_ in entries.items()}
+    width = max(map(len, names))
+    command = " ".join(("driving", *prefix))
+    lines = [
+        f"usage: {command} <command> [options]   ({command} <command> --help for its options)",
+        "",
+        "End-to-end CNN vs modular driving agents on highway-env.",
+        "",
+        "commands:",
+    ]
+    lines += [f"  {name:<{width}}  {help_}" for name, help_ in names.items()]
+    return "\n".join(lines)
+
+
+def _find(args: list[str]) -> tuple[tuple[str, ...], list[str]] | None:
+    """The longest table entry that starts ``args``, and the arguments after it."""
+    for n in range(len(args), 0, -1):
+        if tuple(args[:n]) in COMMANDS:
+            return tuple(args[:n]), args[n:]
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``driving`` console script; returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if args else 2
+    found = _find(args)
+    if found is None:
+        group = tuple(args[:1])
+        members = [words[1] for words in COMMANDS if len(words) > 1 and words[:1] == group]
+        given = args[1] if len(args) > 1 else None
+        if members and given in (None, "-h", "--help"):  # `driving bench` alone
+            print(_usage(group))
+            return 0 if given else 2
+        if members:
+            command, choices = f"driving {args[0]}", members
+        else:
+            command, choices, given = (
+                "driving",
+                list(dict.fromkeys(w[0] for w in COMMANDS)),
+                args[0],
+            )
+        print(
+            f"{command}: error: unknown command {given!r}; choose from: {', '.join(choices)}",
+            file=sys.stderr,
+        )
+        return 2
+    words, rest = found
+    name = " ".join(words)
+    module_name, _, function = COMMANDS[words][0].partition(":")
+    command = getattr(importlib.import_module(module_name), function)
+    try:
+        return int(command(rest) or 0)
+    except UserError as exc:
+        print(f"driving {name}: error: {exc}", file=sys.stderr)
+        return 2
+    except RunError as exc:
+        print(f"driving {name}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"driving {name}: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(f"driving {name}: error: disk full{where}", file=sys.stderr)
+        return 1

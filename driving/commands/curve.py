@@ -1,0 +1,50 @@
+"""``driving curve``: BC vs DAgger learning curves against expert labels (collect, train,
+evaluate), resumable point by point.
+
+Reads a YAML recipe (see ``experiments/curve_highway.yaml`` and :mod:`driving.train.curve`).
+Command-line flags override the recipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from driving.commands._args import ArgumentParser, apply_flags, command_line, positive_int
+from driving.train.curve import __doc__ as RECIPE
+from driving.train.curve import load_curve_config, run_curve
+
+
+def build_parser() -> ArgumentParser:
+    """The ``driving curve`` argument parser."""
+    parser = ArgumentParser(
+        prog="driving curve",
+        description=f"{__doc__}\n{RECIPE}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", required=True, type=Path, help="curve YAML recipe")
+    parser.add_argument("--episodes", type=positive_int, help="override held-out episodes")
+    parser.add_argument("--workers", type=positive_int, help="override workers")
+    parser.add_argument("--out", help="override the output folder")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        default=None,
+        help="evaluate every checkpoint again instead of reusing a matching evaluation",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``driving curve``: returns the exit status."""
+    args = build_parser().parse_args(argv)
+    config = load_curve_config(args.config)
+    apply_flags(config, args, ("episodes", "workers", "out", "fresh"))
+    run_curve(config, command_line("curve", argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""Every agent on the same held-out seeds, plus distribution shifts (``driving compare``).
+
+A comparison recipe (:class:`CompareConfig`, a YAML file such as
+``experiments/compare_highway.yaml``)::
+
+    scenario: highway              # the main scenario
+    overrides: {}                  # its overrides
+    episodes: 100                  # held-out episodes per agent and variant
+    workers: 2
+    agents: [modular-oracle, modular-vision, idm, keep-lane, "cnn:runs/bc/best.ckpt"]
+                                   # or {spec: "cnn:X.ckpt", series: DAgger, point: 1}:
+                                   # checkpoints of one series form a line of the learning
+                                   # curve; those of one point (one per training seed) pool
+                                   # their episodes (without point: those with equal labels)
+    shifts:                        # distribution-shift variants, same agents, same seeds
+      - {name: dense, scenario: highway-dense}
+      - {name: 3 lanes, scenario: highway, overrides: {lanes_count: 3}}
+    out: runs/compare_highway
+    wandb: true                    # log the tables and plots to W&B (offline by default)
+    fresh: false                   # true: drive every agent again (see driving.eval_cache)
+
+:func:`run_compare` writes ``report.md`` (tables with 95% intervals, cost columns, plots), one
+evaluation folder per agent and variant, and ``results.json``. An agent whose evaluation folder
+holds the same agent, checkpoint, scenario, seeds and code is not driven again
+(:mod:`driving.eval_cache`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agents.registry import AgentSpec, make_agent
+from driving.configs import load_mapping, require_bools, require_positive_ints
+from driving.eval_cache import cached_summary, evaluation_key, forget, remember
+from driving.evaluation import EvaluationSummary, evaluate_agent, write_evaluation
+from driving.files import atomic_write_text
+from driving.report import COLUMNS, comparison_rows, print_comparison, write_report
+from driving.versions import package_versions
+from envs.errors import UserError
+from envs.scenarios import get_scenario
+
+
+@dataclass
+class Shift:
+    """A distribution-shift variant: another scenario and/or overrides."""
+
+    name: str
+    scenario: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AgentEntry:
+    """One agent of a comparison.
+
+    Attributes:
+        spec: the agent.
+        series: the learning-curve line a checkpoint belongs to (e.g. ``"DAgger"``).
+        point: the curve point it belongs to (its runs pool their episodes).
+    """
+
+    spec: AgentSpec
+    series: str | None = None
+    point: int | None = None
+
+    @classmethod
+    def parse(cls, item: Any, where: str) -> AgentEntry:
+        """A config's agent item: a spec string or ``{spec, series, point}``."""
+        if isinstance(item, AgentSpec):
+            return cls(item)
+        if isinstance(item, str):
+            return cls(AgentSpec.parse(item))
+        if isinstance(item, dict):
+            point = item.get("point", 0)
+            if (
+                not set(item) - {"spec", "series", "point"}
+                and isinstance(item.get("spec"), str)
+                and isinstance(point, int)
+                and not isinstance(point, bool)
+                and point >= 0
+            ):
+                series = item.get("series")
+                return cls(
+                    AgentSpec.parse(item["spec"]),
+                    None if series is None else str(series),
+                    item.get("point"),
+                )
+            raise UserError(
+                f"{where} must be a spec or {{spec, series, point}} (point: an integer >= 0)"
+            )
+        raise UserError(f"{where} must be an agent spec string")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config form."""
+        data: dict[str, Any] = {"spec": str(self.spec)}
+        if self.series is not None:
+            data["series"] = self.series
+        if self.point is not None:
+            data["point"] = self.point
+        return data
+
+
+@dataclass
+class CompareConfig:
+    """What ``driving compare`` runs (see the module docstring)."""
+
+    agents: list[AgentEntry]
+    scenario: str = "highway"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    episodes: int = 100
+    workers: int = 2
+    shifts: list[Shift] = field(default_factory=list)
+    out: str = "runs/compare"
+    wandb: bool = True
+    title: str = "End-to-end vs modular: closed-loop comparison"
+    fresh: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The YAML form (as :func:`load_config` reads it)."""
+        return {
+            "agents": [a.to_dict() for a in self.agents],
+            "scenario": self.scenario,
+            "overrides": self.overrides,
+            "episodes": self.episodes,
+            "workers": self.workers,
+            "shifts": [vars(s) for s in self.shifts],
+            "out": self.out,
+            "wandb": self.wandb,
+            "title": self.title,
+            "fresh": self.fresh,
+        }
+
+
+@dataclass
+class ComparisonResult:
+    """One agent's evaluation on one variant of a comparison."""
+
+    variant: str
+    series: str | None
+    point: int | None
+    summary: EvaluationSummary
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``results.json`` form."""
+        return {
+            "variant": self.variant,
+            "series": self.series,
+            "point": self.point,
+            "summary": self.summary.to_dict(),
+        }
+
+
+def parse_agents(items: Any, where: str) -> list[AgentEntry]:
+    """A non-empty list of agent items (see :meth:`AgentEntry.parse`)."""
+    if not isinstance(items, list) or not items:
+        raise UserError(f"{where}: 'agents' must be a non-empty list of agent specs")
+    return [AgentEntry.parse(item, f"{where}: agents[{i}]") for i, item in enumerate(items)]
+
+
+def load_config(path: Path) -> CompareConfig:
+    """Parse and validate a compare YAML file (a :class:`UserError` names the file and key)."""
+    raw = load_mapping(path, CompareConfig)
+    where = f"config {path}"
+    agents = parse_agents(raw.get("agents"), where)
+    shifts = []
+    for i, item in enumerate(raw.get("shifts") or []):
+        if (
+            not isinstance(item, dict)
+            or set(item) - {"name", "scenario", "overrides"}
+            or ("name" not in item or "scenario" not in item)
+        ):
+            raise UserError(f"{where}: shifts[{i}] needs name, scenario (and overrides)")
+        shifts.append(Shift(str(item["name"]), str(item["scenario"]), item.get("overrides") or {}))
+    config = CompareConfig(**{**raw, "agents": agents, "shifts": shifts})
+    require_positive_ints(config, path, ("episodes", "workers"))
+    require_bools(config, path, ("wandb", "fresh"))
+    return config
+
+
+def run_compare(config: CompareConfig, command: str) -> Path:
+    """Evaluate every agent on every variant; write the report; return its path."""
+    out = Path(config.out)
+    main = get_scenario(config.scenario).with_overrides(config.overrides)
+    variants = [("main: " + config.scenario, main)] + [
+        (s.name, get_scenario(s.scenario).with_overrides(s.overrides)) for s in config.shifts
+    ]
+    for entry in config.agents:  # fail fast on a bad spec or checkpoint, before any driving
+        make_agent(entry.spec, main).close()
+    results: list[ComparisonResult] = []
+    for variant, scenario in variants:
+        seeds = scenario.evaluation_seeds.first(config.episodes)
+        for entry in config.agents:
+            folder = out / "evaluations" / _slug(variant) / _slug(str(entry.spec))
+            agent = make_agent(entry.spec, scenario)
+            try:
+                key = evaluation_key(entry.spec, agent, scenario, seeds)
+                summary = None if config.fresh else cached_summary(folder, key)
+                if summary is None:
+                    forget(folder)
+                    evaluation = evaluate_agent(
+                        agent,
+                        scenario,
+                        seeds,
+                        workers=config.workers,
+                        progress=f"{variant} | {entry.spec}",
+                    )
+                    write_evaluation(evaluation, folder)
+                    remember(folder, key)
+                    summary = evaluation.summary
+                else:
+                    print(f"{variant} | {entry.spec}: reused {folder} (same agent, code, seeds)")
+            finally:
+                agent.close()
+            results.append(ComparisonResult(variant, entry.series, entry.point, summary))
+        print_comparison(
+            [r.summary for r in results if r.variant == variant], f"{variant}: mean [95% CI]"
+        )
+    versions = package_versions()
+    header = [
+        f"Date: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+        "",
+        f"Held-out seeds: the first {config.episodes} of each scenario's evaluation range "
+        f"({main.evaluation_seeds}); every agent drives the same seeds.",
+    ]
+    report, plots = write_report(
+        results, out, title=config.title, command=command, header_lines=header
+    )
+    atomic_write_text(out / "results.json", json.dumps([r.to_dict() for r in results], indent=2))
+    if config.wandb:
+        _log_wandb(results, plots, config)
+    print(f"wrote {report}")
+    return report
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text).strip("_")
+
+
+def _log_wandb(results: list[ComparisonResult], plots: list[Path], config: CompareConfig) -> None:
+    from driving.wandb_setup import default_wandb_mode
+
+    default_wandb_mode()
+    import wandb
+
+    run = wandb.init(
+        project="driving-stack",
+        job_type="compare",
+        dir=config.out,
+        config={
+            "episodes": config.episodes,
+            "scenario": config.scenario,
+            "agents": [str(a.spec) for a in config.agents],
+        },
+    )
+    columns = ["agent", "scenario", "episodes", *(t for t, _ in COLUMNS.values())]
+    table = wandb.Table(columns=["variant", *columns])
+    for r in results:
+        table.add_data(r.variant, *comparison_rows([r.summary])[0])
+    run.log({"comparison": table, **{p.stem: wandb.Image(str(p)) for p in plots}})
+    run.finish()

@@ -1,0 +1,109 @@
+"""File I/O that never leaves a half-written file: write beside, flush, fsync, rename.
+
+Every writer of the project (dataset manifests, evaluation rows and summaries, reports,
+checkpoints, cache keys, videos, predictions) goes through :func:`replacing`: the new content
+is written to a temporary file in the target's folder, fsynced, then renamed over the target
+(``os.replace`` is atomic on POSIX) and the folder is fsynced, so a reader, a kill or a full
+disk sees either the old file or the new one, never a mix. Dataset shards are folders written
+the same way by :class:`driving.dataset.DatasetWriter`; folders are copied the same way
+(:func:`copy_tree`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+TMP_PREFIX = ".tmp-"
+"""Name prefix of the temporary files and folders written beside their targets."""
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a folder's entries (a rename into it) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A temporary sibling of ``path`` (same suffix, for writers that pick their format by it)
+    to write; on a clean exit it is flushed and renamed over ``path``, on an error removed.
+
+    The new file follows the umask, as ``open`` would.
+    """
+    path = Path(path)
+    fd, name = tempfile.mkstemp(
+        dir=path.parent, prefix=f"{TMP_PREFIX}{path.stem}.", suffix=path.suffix
+    )
+    tmp = Path(name)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp creates 0600; an ordinary open() would not
+        os.close(fd)
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_write(path: Path, write: Callable[[IO[Any]], None], *, binary: bool = False) -> None:
+    """Write ``path`` through ``write(fh)`` (see :func:`replacing`): a failure leaves the
+    previous ``path`` (if any) as it was and no temporary file behind."""
+    with (
+        replacing(path) as tmp,
+        open(tmp, "wb" if binary else "w", newline=None if binary else "") as fh,
+    ):
+        write(fh)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """:func:`atomic_write` of a text file."""
+    atomic_write(path, lambda fh: fh.write(text))
+
+
+def atomic_append_text(path: Path, text: str) -> None:
+    """Rewrite the text file ``path`` with ``text`` added at its end (atomically)."""
+    atomic_write_text(path, Path(path).read_text() + text)
+
+
+def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
+    """:func:`atomic_write` of a binary file."""
+    atomic_write(path, lambda fh: fh.write(data), binary=True)
+
+
+def copy_tree(source: Path, target: Path) -> None:
+    """Copy the folder ``source`` to ``target`` (absent) through a temporary sibling, so that a
+    copy cut short never stands as a finished one."""
+    partial = target.with_name(f"{TMP_PREFIX}{target.name}")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(source, partial)
+    partial.rename(target)
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 hex digest of the file at ``path``, read in 4 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(functools.partial(fh.read, 1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def size_on_disk(root: Path) -> int:
+    """Bytes of every file under ``root``."""
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())

@@ -1,0 +1,1 @@
+"""The Lightning pieces: module, data module, callbacks, DAgger, checkpoint I/O, the CLI."""

@@ -1,0 +1,152 @@
+"""The environment workers behind the rollout loop, and what happens when one fails.
+
+Environments run in gymnasium vector envs: in-process (one worker) or one subprocess each
+(:class:`gymnasium.vector.AsyncVectorEnv`), autoreset off so that the loop resets each
+environment with the seed it chooses. Every call into a vector env goes through
+:func:`guarded`, the one place where an exception from a worker (a crash, a kill, an error in
+the simulator) becomes a :class:`WorkerFailure` naming the episodes it cost.
+
+Scripts that use more than one worker need an ``if __name__ == "__main__":`` guard.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import gymnasium
+import numpy as np
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
+
+import envs
+from envs.scenarios import Scenario
+
+T = TypeVar("T")
+
+
+class WorkerFailure(RuntimeError):
+    """An environment worker died or raised in the middle of episodes.
+
+    Attributes:
+        failed: seed -> reason, for the episodes whose worker failed.
+        interrupted: seeds of the other episodes that were running (lost with the vector env;
+            being seeded, they can be run again from the start with the same outcome).
+    """
+
+    def __init__(self, failed: dict[int, str], interrupted: list[int]) -> None:
+        seeds = ", ".join(f"{seed} ({reason})" for seed, reason in failed.items())
+        super().__init__(
+            f"environment worker failed on seed {seeds}"
+            if failed
+            else "an idle environment worker failed; no episode was lost"
+        )
+        self.failed = failed
+        self.interrupted = interrupted
+
+
+def make_vector_env(
+    scenario: Scenario,
+    n: int,
+    *,
+    in_process: bool,
+    render_mode: str | None = None,
+    fast: bool | None = None,
+    idm_hint: bool = True,
+) -> gymnasium.vector.VectorEnv:
+    """``n`` environments of ``scenario``, in-process or one subprocess each, autoreset off."""
+    make = functools.partial(
+        envs.make, scenario, render_mode=render_mode, fast=fast, idm_hint=idm_hint
+    )
+    fns = [make] * n
+    if in_process:
+        return SyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED, copy=False)
+    return AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED, copy=False)
+
+
+def unbatch_info(info: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    """Split a vector env's batched ``info`` into ``n`` per-environment dicts.
+
+    Keys missing for an environment (its ``_key`` mask is False) are left out of its dict.
+    """
+    out: list[dict[str, Any]] = [{} for _ in range(n)]
+    for key, value in info.items():
+        if key.startswith("_"):
+            continue
+        mask = info.get(f"_{key}", np.ones(n, dtype=bool))
+        parts = unbatch_info(value, n) if isinstance(value, dict) else None
+        for i in range(n):
+            if mask[i]:
+                out[i][key] = parts[i] if parts is not None else value[i]
+    return out
+
+
+def guarded(
+    vec: gymnasium.vector.VectorEnv, seeds: Sequence[int | None], call: Callable[[], T]
+) -> T:
+    """``call()``, a call into ``vec`` while slot ``i`` runs episode ``seeds[i]`` (None: idle);
+    any exception becomes the :class:`WorkerFailure` naming the failed and interrupted seeds."""
+    try:
+        return call()
+    except Exception as exc:
+        raise _failure(vec, seeds, exc) from exc
+
+
+def close_vector_env(vec: gymnasium.vector.VectorEnv, broken: bool) -> None:
+    """Close a vector env; after a failure, terminate and reap its workers instead."""
+    if not broken or not isinstance(vec, AsyncVectorEnv):
+        vec.close()
+        return
+    for process in vec.processes:
+        if process.is_alive():
+            process.terminate()
+        process.join(timeout=2.0)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    for pipe in vec.parent_pipes:
+        if pipe is not None:
+            pipe.close()
+    vec.closed = True  # nothing left for gymnasium's own close() to talk to
+
+
+def _failure(
+    vec: gymnasium.vector.VectorEnv, seeds: Sequence[int | None], exc: BaseException
+) -> WorkerFailure:
+    active = [slot for slot, seed in enumerate(seeds) if seed is not None]
+    failed_slots = _failed_slots(vec, active)
+    failed = {int(seeds[s]): _describe_exit(vec, s, exc) for s in failed_slots}
+    interrupted = [int(seeds[s]) for s in active if s not in failed_slots]
+    return WorkerFailure(failed, interrupted)
+
+
+def _failed_slots(vec: gymnasium.vector.VectorEnv, active: list[int]) -> list[int]:
+    """The running slots whose worker died or reported an error.
+
+    In-process, every running slot is suspect. With subprocesses, a dead worker whose slot had
+    no running episode (it had finished) costs no episode: the others are only interrupted.
+    When no worker is found dead, every running slot is suspect.
+    """
+    if not isinstance(vec, AsyncVectorEnv):
+        return list(active)
+    dead = []
+    for slot, process in enumerate(vec.processes):
+        process.join(timeout=1.0)  # a worker that raised exits right after reporting it
+        if vec.parent_pipes[slot] is None or process.exitcode is not None:
+            dead.append(slot)
+    return [s for s in dead if s in active] if dead else list(active)
+
+
+def _describe_exit(vec: gymnasium.vector.VectorEnv, slot: int, exc: BaseException) -> str:
+    if isinstance(vec, AsyncVectorEnv):
+        code = vec.processes[slot].exitcode
+        if code is not None and code < 0:
+            return f"worker killed by signal {-code}"
+        if code is not None and code != 0:
+            return f"worker exited with status {code}"
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def is_in_process(vec: gymnasium.vector.VectorEnv) -> bool:
+    """Whether ``vec``'s environments live in this process (they can be rendered here)."""
+    return isinstance(vec, SyncVectorEnv)
