@@ -46,6 +46,16 @@ def add_override_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overrides-file", help="YAML/JSON file of overrides")
 
 
+def add_recipe_arguments(parser: argparse.ArgumentParser, fresh_help: str) -> None:
+    """``--config`` (required) and the flags that override a compare or curve recipe's
+    ``episodes``, ``workers``, ``out`` and ``fresh`` (see :func:`apply_flags`)."""
+    parser.add_argument("--config", required=True, type=Path, help="the YAML recipe")
+    parser.add_argument("--episodes", type=positive_int, help="override held-out episodes")
+    parser.add_argument("--workers", type=positive_int, help="override workers")
+    parser.add_argument("--out", help="override the output folder")
+    parser.add_argument("--fresh", action="store_true", default=None, help=fresh_help)
+
+
 def add_fast_argument(parser: argparse.ArgumentParser) -> None:
     """``--fast/--no-fast``: the accelerated simulation (default: the project default)."""
     parser.add_argument(

@@ -12,9 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from driving.commands._args import ArgumentParser, apply_flags, command_line, positive_int
+from driving.commands._args import ArgumentParser, add_recipe_arguments, apply_flags, command_line
 from driving.comparison import __doc__ as RECIPE
 from driving.comparison import load_config, parse_agents, run_compare
 
@@ -26,18 +25,11 @@ def build_parser() -> ArgumentParser:
         description=f"{__doc__}\n{RECIPE}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", required=True, type=Path, help="compare YAML config")
-    parser.add_argument("--episodes", type=positive_int, help="override episodes")
-    parser.add_argument("--workers", type=positive_int, help="override workers")
-    parser.add_argument("--agents", help="override agents: comma-separated specs")
-    parser.add_argument("--out", help="override the output folder")
-    parser.add_argument("--no-wandb", action="store_true", help="do not log to W&B")
-    parser.add_argument(
-        "--fresh",
-        action="store_true",
-        default=None,
-        help="drive every agent again, even where a matching evaluation is stored",
+    add_recipe_arguments(
+        parser, "drive every agent again, even where a matching evaluation is stored"
     )
+    parser.add_argument("--agents", help="override agents: comma-separated specs")
+    parser.add_argument("--no-wandb", action="store_true", help="do not log to W&B")
     return parser
 
 

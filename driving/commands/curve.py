@@ -10,9 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from driving.commands._args import ArgumentParser, apply_flags, command_line, positive_int
+from driving.commands._args import ArgumentParser, add_recipe_arguments, apply_flags, command_line
 from driving.train.curve import __doc__ as RECIPE
 from driving.train.curve import load_curve_config, run_curve
 
@@ -24,15 +23,8 @@ def build_parser() -> ArgumentParser:
         description=f"{__doc__}\n{RECIPE}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", required=True, type=Path, help="curve YAML recipe")
-    parser.add_argument("--episodes", type=positive_int, help="override held-out episodes")
-    parser.add_argument("--workers", type=positive_int, help="override workers")
-    parser.add_argument("--out", help="override the output folder")
-    parser.add_argument(
-        "--fresh",
-        action="store_true",
-        default=None,
-        help="evaluate every checkpoint again instead of reusing a matching evaluation",
+    add_recipe_arguments(
+        parser, "evaluate every checkpoint again instead of reusing a matching evaluation"
     )
     return parser
 

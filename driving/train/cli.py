@@ -1,13 +1,6 @@
 """The Lightning CLI over behaviour cloning (``driving fit|validate|test|predict``).
 
-Exactly as any LightningCLI project::
-
-    driving fit --config experiments/bc_cpu_small.yaml
-    driving fit --config experiments/bc_cpu_small.yaml --trainer.max_epochs 2 --data.root DIR
-    driving fit --config experiments/bc_cpu_small.yaml --print_config > my.yaml   # reproduces
-    driving fit --config my.yaml --ckpt_path runs/bc_cpu_small/checkpoints/last.ckpt  # resume
-    driving validate --config my.yaml --ckpt_path runs/bc_cpu_small/checkpoints/best.ckpt
-    driving predict --config my.yaml --ckpt_path BEST --predictions.path preds.npz
+Exactly as any LightningCLI project (examples in :mod:`driving.commands.fit`).
 
 The model is :class:`driving.train.module.BehaviourCloning`, the data
 :class:`driving.train.datamodule.DemoDataModule`; the data's ``policy_spec`` (scenario,

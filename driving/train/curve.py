@@ -286,7 +286,7 @@ def _dagger_points(
             beta = round_beta(config.beta0, config.beta_decay, k)
             if todo:
                 episodes = drive_round(
-                    make_agent(f"cnn:{previous}", scenario),
+                    make_agent(AgentSpec("cnn", str(previous)), scenario),
                     scenario,
                     todo,
                     round_=k,
