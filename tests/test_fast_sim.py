@@ -6,24 +6,30 @@ crash flag and timer (exact); the reward, ``terminated``/``truncated`` (exact); 
 (at most a few pixels); ``info["scene"]``, ``info["metrics"]``, ``info["idm_action"]`` and the
 state of the road's random generator. On the machines tested the two runs are bit-identical; the
 tolerances only leave room for ulp-level differences between numpy SIMD kernels.
+
+A deep copy mid-episode is compared bit for bit, every car's state.
 """
 
 from __future__ import annotations
 
+import collections
+import copy
 import json
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 from highway_env.envs.common.graphics import EnvViewer
 from highway_env.road.road import Road, RoadNetwork
 from highway_env.vehicle.behavior import IDMVehicle, LinearVehicle
+from highway_env.vehicle.controller import ControlledVehicle
 from highway_env.vehicle.kinematics import Vehicle
 from highway_env.vehicle.objects import Landmark, Obstacle
 
 import envs
 from driving.bench_sim import main as bench_sim_main
-from envs.driving_env import FAST_SIM_DEFAULT
+from envs.driving_env import FAST_SIM_DEFAULT, highway_env_class
 from envs.fast import is_supported
 from envs.fast.collisions import collision_candidates
 from envs.fast.drawing import FastLaneViewer
@@ -193,6 +199,91 @@ def test_fast_road_matches_stock_across_lane_ends_and_obstacles() -> None:
     assert stock.np_random.bit_generator.state == fast.np_random.bit_generator.state
     assert any(v.lane_index[0] == "1" for v in stock.vehicles), "cars should reach segment 2"
     assert any(v.crashed for v in stock.vehicles), "the obstacle should be hit"
+
+
+# -- deep copies ---------------------------------------------------------------------------------
+# Whole highway-v0 episodes compared bit for bit (np.array_equal). They observe Kinematics: the
+# pixel observations hold a pygame clock, which cannot be deep-copied (in stock highway-env
+# either).
+
+KEEP_GOING = np.array([0.2, 0.0], dtype=np.float32)
+"""The ego action of these episodes: mild throttle, straight on."""
+
+
+def _kinematics_env(fast: bool, seed: int):
+    """A reset highway-v0 env: the ``highway`` scenario's config with :data:`BUSY` traffic."""
+    scenario = envs.get_scenario("highway").with_overrides(BUSY)
+    config = {**scenario.highway_config(), "observation": {"type": "Kinematics"}}
+    env = highway_env_class(scenario.env_id, fast)(config=config)
+    env.reset(seed=seed)
+    return env
+
+
+def _state(env) -> tuple[np.ndarray, list[tuple]]:
+    """Every vehicle's ``(x, y, heading, speed, MOBIL timer or -1)`` and ``(lane, target lane,
+    crashed, class)``."""
+    vehicles = env.road.vehicles
+    numbers = np.array(
+        [[*v.position, v.heading, v.speed, getattr(v, "timer", -1)] for v in vehicles], dtype=float
+    )
+    labels = [
+        (v.lane_index, getattr(v, "target_lane_index", None), v.crashed, type(v)) for v in vehicles
+    ]
+    return numbers, labels
+
+
+def _drive(env, decisions: int) -> list[tuple[np.ndarray, list[tuple]]]:
+    """The :func:`_state` after each of ``decisions`` steps with the ego action KEEP_GOING."""
+    states = []
+    for _ in range(decisions):
+        env.step(KEEP_GOING)
+        states.append(_state(env))
+    return states
+
+
+def _assert_identical(stock: list[tuple], fast: list[tuple]) -> None:
+    assert len(stock) == len(fast)
+    for step, (a, b) in enumerate(zip(stock, fast, strict=True)):
+        assert np.array_equal(a[0], b[0]), f"decision {step}: positions, headings or speeds"
+        assert a[1] == b[1], f"decision {step}: lanes, crashes or classes"
+
+
+def _counting(method: Callable, name: str, calls: collections.Counter) -> Callable:
+    def counted(*args, **kwargs):
+        calls[name] += 1
+        return method(*args, **kwargs)
+
+    return counted
+
+
+STOCK_TRAFFIC_METHODS = (
+    (IDMVehicle, "acceleration"),
+    (ControlledVehicle, "steering_control"),
+    (Vehicle, "on_state_update"),
+)
+"""The stock methods that the vectorised path replaces for IDMVehicle traffic."""
+
+
+def test_deep_copy_mid_episode_matches_stock_and_stays_fast(monkeypatch) -> None:
+    """The copy of a fast env continues the episode exactly as the original and as a copy of a
+    stock env, without calling the stock traffic methods (so on the vectorised path)."""
+    calls: collections.Counter = collections.Counter()
+    for kind, name in STOCK_TRAFFIC_METHODS:
+        monkeypatch.setattr(kind, name, _counting(getattr(kind, name), name, calls))
+    runs = {}
+    for fast in (False, True):
+        env = _kinematics_env(fast, seed=5)
+        _drive(env, 3)
+        twin = copy.deepcopy(env)
+        assert type(twin.road) is (FastRoad if fast else Road)
+        calls.clear()
+        runs[fast, "copy"] = _drive(twin, 7)
+        runs[fast, "calls"] = dict(calls)
+        runs[fast, "original"] = _drive(env, 7)
+    _assert_identical(runs[False, "copy"], runs[True, "copy"])
+    _assert_identical(runs[True, "original"], runs[True, "copy"])
+    assert all(runs[False, "calls"].get(name) for _, name in STOCK_TRAFFIC_METHODS)
+    assert runs[True, "calls"] == {}, "the copy fell back to the stock methods"
 
 
 def test_neighbour_search_matches_stock_semantics() -> None:
