@@ -7,7 +7,8 @@ crash flag and timer (exact); the reward, ``terminated``/``truncated`` (exact); 
 state of the road's random generator. On the machines tested the two runs are bit-identical; the
 tolerances only leave room for ulp-level differences between numpy SIMD kernels.
 
-A deep copy mid-episode is compared bit for bit, every car's state.
+The cases beyond highway-env's defaults (parameters set on some cars, ``set_vehicle_field``, a deep
+copy mid-episode) compare every car's state bit for bit.
 """
 
 from __future__ import annotations
@@ -201,10 +202,10 @@ def test_fast_road_matches_stock_across_lane_ends_and_obstacles() -> None:
     assert any(v.crashed for v in stock.vehicles), "the obstacle should be hit"
 
 
-# -- deep copies ---------------------------------------------------------------------------------
+# -- per-vehicle parameters, deep copies --------------------------------------------------------
 # Whole highway-v0 episodes compared bit for bit (np.array_equal). They observe Kinematics: the
-# pixel observations hold a pygame clock, which cannot be deep-copied (in stock highway-env
-# either).
+# pixel observations hold a pygame clock, which cannot be deep-copied (stock highway-env's own
+# set_vehicle_field fails on them as well).
 
 KEEP_GOING = np.array([0.2, 0.0], dtype=np.float32)
 """The ego action of these episodes: mild throttle, straight on."""
@@ -241,11 +242,80 @@ def _drive(env, decisions: int) -> list[tuple[np.ndarray, list[tuple]]]:
     return states
 
 
+def _same_numbers(a: list[tuple], b: list[tuple]) -> bool:
+    return len(a) == len(b) and all(np.array_equal(x[0], y[0]) for x, y in zip(a, b, strict=True))
+
+
 def _assert_identical(stock: list[tuple], fast: list[tuple]) -> None:
     assert len(stock) == len(fast)
     for step, (a, b) in enumerate(zip(stock, fast, strict=True)):
         assert np.array_equal(a[0], b[0]), f"decision {step}: positions, headings or speeds"
         assert a[1] == b[1], f"decision {step}: lanes, crashes or classes"
+
+
+def _set_on_some_cars(env, name: str, value: float) -> None:
+    """``name = value`` on every third car other than the ego (an instance attribute)."""
+    for v in [v for v in env.road.vehicles if v is not env.vehicle][::3]:
+        setattr(v, name, value)
+
+
+PARAMETER_CHANGES = [
+    ("TIME_WANTED", 0.3),
+    ("DISTANCE_WANTED", 2.0),
+    ("COMFORT_ACC_MAX", 6.0),
+    ("COMFORT_ACC_MIN", -1.5),
+    ("DELTA", 1.5),
+    ("ACC_MAX", 0.5),
+    ("KP_LATERAL", 4.0),
+    ("KP_HEADING", 2.0),
+    ("MAX_STEERING_ANGLE", 0.02),
+    ("LENGTH", 9.0),
+    ("POLITENESS", 1.0),
+    ("LANE_CHANGE_MIN_ACC_GAIN", 0.0),
+    ("LANE_CHANGE_MAX_BRAKING_IMPOSED", 10.0),
+    ("LANE_CHANGE_DELAY", 0.2),
+    ("target_speed", 35.0),
+    ("MAX_SPEED", 22.0),
+]
+"""Each attribute that the stock ``IDMVehicle.act``/``step`` read from ``self``, with a value
+that changes the traffic within a few decisions."""
+
+
+@pytest.mark.parametrize(("name", "value"), PARAMETER_CHANGES)
+def test_per_vehicle_parameters_match_stock(name: str, value: float) -> None:
+    """Set on some cars two decisions in (after the road adopted its vehicles)."""
+    runs = {}
+    for fast, change in ((False, True), (True, True), (True, False)):
+        env = _kinematics_env(fast, seed=3)
+        states = _drive(env, 2)
+        if change:
+            _set_on_some_cars(env, name, value)
+        runs[fast, change] = states + _drive(env, 8)
+        env.close()
+    _assert_identical(runs[False, True], runs[True, True])
+    assert not _same_numbers(runs[True, True], runs[True, False]), "the change should matter"
+
+
+def test_class_constant_changes_match_stock(monkeypatch) -> None:
+    """highway-env's constants changed on the classes, for every car."""
+    monkeypatch.setattr(IDMVehicle, "TIME_WANTED", 0.6)
+    monkeypatch.setattr(ControlledVehicle, "KP_LATERAL", 3.0)
+    stock, fast = (_drive(_kinematics_env(fast, seed=4), 8) for fast in (False, True))
+    _assert_identical(stock, fast)
+
+
+@pytest.mark.parametrize(("name", "value"), [("TIME_WANTED", 0.3), ("KP_LATERAL", 4.0)])
+def test_set_vehicle_field_matches_stock(name: str, value: float) -> None:
+    """highway-env's own preprocessor: a deep copy of the env with the field set on every car
+    other than the ego."""
+    runs = {}
+    for fast in (False, True):
+        env = _kinematics_env(fast, seed=3)
+        _drive(env, 2)
+        changed = env.set_vehicle_field((name, value))
+        assert type(changed.road) is (FastRoad if fast else Road)
+        runs[fast] = _drive(changed, 8)
+    _assert_identical(runs[False], runs[True])
 
 
 def _counting(method: Callable, name: str, calls: collections.Counter) -> Callable:

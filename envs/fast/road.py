@@ -12,7 +12,8 @@ truth and only replaces how the road loops over them, when every lane is a strai
   order-dependent decision (abandoning a lane change someone else started) runs with
   highway-env's own method; at a lane end (``follow_road``) every decision runs vehicle by vehicle
   with highway-env's methods instead. The steering and IDM acceleration of every
-  :class:`IDMVehicle` are then computed in one vectorised pass (:mod:`envs.fast.idm`);
+  :class:`IDMVehicle` are then computed in one vectorised pass (:mod:`envs.fast.idm`), with each
+  vehicle's own parameters;
 - ``step``: the kinematic bicycle update and the closest-lane search of every ``Vehicle`` and
   ``IDMVehicle`` in one vectorised pass, then highway-env's ``handle_collisions`` in the stock
   order on the pairs that could touch (:mod:`envs.fast.collisions`).
@@ -235,9 +236,9 @@ class FastRoad(Road):
         ``change_lane_policy`` would try (reachable, moving); the verdict is ``None`` where the
         stock ``mobil`` must decide (a planned route)."""
         table, index = self.table, self._neighbour_index()
-        batch = idm.AccelerationBatch(table.by_lane)
+        batch = idm.AccelerationBatch(table.by_lane, idm.DriverParameters(deciders))
         pending: dict[IDMVehicle, list[tuple]] = {}
-        for v in deciders:
+        for k, v in enumerate(deciders):
             x, y = float(v.position[0]), float(v.position[1])
             tries = []
             for lane_index in self.network.side_lanes(v.lane_index):
@@ -250,12 +251,12 @@ class FastRoad(Road):
                 new_front, new_rear = index.neighbours(v, lane)
                 old_front, old_rear = index.neighbours(v, table.by_index[v.lane_index])
                 rows = (
-                    batch.add(v, new_rear, new_front),
-                    batch.add(v, new_rear, v),
-                    batch.add(v, v, new_front),
-                    batch.add(v, v, old_front),
-                    batch.add(v, old_rear, v),
-                    batch.add(v, old_rear, old_front),
+                    batch.add(k, v, new_rear, new_front),
+                    batch.add(k, v, new_rear, v),
+                    batch.add(k, v, v, new_front),
+                    batch.add(k, v, v, old_front),
+                    batch.add(k, v, old_rear, v),
+                    batch.add(k, v, old_rear, old_front),
                 )
                 tries.append((lane_index, rows))
             pending[v] = tries
@@ -286,14 +287,15 @@ class FastRoad(Road):
         """Set every driver's ``action`` as ``IDMVehicle.act`` would after its decisions."""
         by_index = self.table.by_index
         index = self._neighbour_index()
-        batch = idm.AccelerationBatch(self.table.by_lane)
+        params = idm.DriverParameters(drivers)
+        batch = idm.AccelerationBatch(self.table.by_lane, params)
         current, target = [], []
-        for v in drivers:
+        for k, v in enumerate(drivers):
             front, _ = index.neighbours(v, by_index[v.lane_index])
-            current.append(batch.add(v, v, front))
+            current.append(batch.add(k, v, v, front))
             if v.lane_index != v.target_lane_index:
                 front, _ = index.neighbours(v, by_index[v.target_lane_index])
-                target.append(batch.add(v, v, front))
+                target.append(batch.add(k, v, v, front))
             else:
                 target.append(None)
         values = batch.evaluate()
@@ -303,7 +305,7 @@ class FastRoad(Road):
             if tgt is not None:
                 a = min(a, values[tgt])
             accel.append(a)
-        accel = np.clip(np.array(accel, dtype=float), -IDMVehicle.ACC_MAX, IDMVehicle.ACC_MAX)
+        accel = np.clip(np.array(accel, dtype=float), -params.acc_max, params.acc_max)
 
         targets = [by_index[v.target_lane_index] for v in drivers]
         steer = idm.steering(
@@ -312,6 +314,7 @@ class FastRoad(Road):
             np.array([t.heading for t in targets]),
             np.array([v.heading for v in drivers], dtype=float),
             np.array([v.speed for v in drivers], dtype=float),
+            params,
         )
         for v, s, a in zip(drivers, steer.tolist(), accel.tolist(), strict=True):
             v.action = {"steering": s, "acceleration": a}
