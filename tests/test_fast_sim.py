@@ -8,13 +8,14 @@ state of the road's random generator. On the machines tested the two runs are bi
 tolerances only leave room for ulp-level differences between numpy SIMD kernels.
 
 The cases beyond highway-env's defaults (parameters set on some cars, ``set_vehicle_field``, a deep
-copy mid-episode) compare every car's state bit for bit.
+copy mid-episode, other vehicle classes mixed in) compare every car's state bit for bit.
 """
 
 from __future__ import annotations
 
 import collections
 import copy
+import itertools
 import json
 import math
 from collections.abc import Callable
@@ -23,8 +24,14 @@ import numpy as np
 import pytest
 from highway_env.envs.common.graphics import EnvViewer
 from highway_env.road.road import Road, RoadNetwork
-from highway_env.vehicle.behavior import IDMVehicle, LinearVehicle
-from highway_env.vehicle.controller import ControlledVehicle
+from highway_env.vehicle.behavior import (
+    AggressiveVehicle,
+    DefensiveVehicle,
+    IDMVehicle,
+    LinearVehicle,
+)
+from highway_env.vehicle.controller import ControlledVehicle, MDPVehicle
+from highway_env.vehicle.dynamics import BicycleVehicle
 from highway_env.vehicle.kinematics import Vehicle
 from highway_env.vehicle.objects import Landmark, Obstacle
 
@@ -34,7 +41,7 @@ from envs.driving_env import FAST_SIM_DEFAULT, highway_env_class
 from envs.fast import is_supported
 from envs.fast.collisions import collision_candidates
 from envs.fast.drawing import FastLaneViewer
-from envs.fast.road import FastRoad
+from envs.fast.road import DRIVE, IDLE, MOVE, OWN, TIMED_MOVE, FastRoad, act_role, step_role
 
 BUSY = {"vehicles_count": 25, "vehicles_density": 1.5, "duration": 10}
 """10 s of dense traffic: lane changes, MOBIL decisions and (with a reckless ego) crashes."""
@@ -202,7 +209,7 @@ def test_fast_road_matches_stock_across_lane_ends_and_obstacles() -> None:
     assert any(v.crashed for v in stock.vehicles), "the obstacle should be hit"
 
 
-# -- per-vehicle parameters, deep copies --------------------------------------------------------
+# -- per-vehicle parameters, deep copies, other vehicle classes ----------------------------------
 # Whole highway-v0 episodes compared bit for bit (np.array_equal). They observe Kinematics: the
 # pixel observations hold a pygame clock, which cannot be deep-copied (stock highway-env's own
 # set_vehicle_field fails on them as well).
@@ -354,6 +361,57 @@ def test_deep_copy_mid_episode_matches_stock_and_stays_fast(monkeypatch) -> None
     _assert_identical(runs[True, "original"], runs[True, "copy"])
     assert all(runs[False, "calls"].get(name) for _, name in STOCK_TRAFFIC_METHODS)
     assert runs[True, "calls"] == {}, "the copy fell back to the stock methods"
+
+
+class _PatientIDM(IDMVehicle):
+    """Only constants differ from IDMVehicle's: driven on the vectorised path, with its own."""
+
+    TIME_WANTED = 2.5
+    COMFORT_ACC_MAX = 2.0
+    LANE_CHANGE_DELAY = 0.5
+
+
+class _HesitantIDM(IDMVehicle):
+    """Overrides ``acceleration``, so it must act through its own methods."""
+
+    def acceleration(self, ego_vehicle, front_vehicle=None, rear_vehicle=None) -> float:
+        return 0.5 * super().acceleration(ego_vehicle, front_vehicle, rear_vehicle)
+
+
+MIXED_CLASSES = {
+    AggressiveVehicle: (OWN, TIMED_MOVE),
+    DefensiveVehicle: (OWN, TIMED_MOVE),
+    LinearVehicle: (OWN, TIMED_MOVE),
+    _PatientIDM: (DRIVE, TIMED_MOVE),
+    _HesitantIDM: (OWN, TIMED_MOVE),
+    MDPVehicle: (OWN, MOVE),
+    BicycleVehicle: (IDLE, OWN),
+}
+"""Classes mixed into the IDMVehicle traffic, with how the fast road acts and steps them."""
+
+
+def _mix_classes(env) -> None:
+    """Every other car but the ego becomes, in turn, a car of each :data:`MIXED_CLASSES` class
+    in the same state, its behaviour randomised as highway-env randomises its traffic."""
+    road = env.road
+    others = [k for k, v in enumerate(road.vehicles) if v is not env.vehicle][::2]
+    for kind, k in zip(itertools.cycle(MIXED_CLASSES), others, strict=False):
+        car = kind.create_from(road.vehicles[k])
+        if isinstance(car, IDMVehicle):
+            car.randomize_behavior()
+        road.vehicles[k] = car
+
+
+def test_mixed_vehicle_classes_match_stock() -> None:
+    assert {kind: (act_role(kind), step_role(kind)) for kind in MIXED_CLASSES} == MIXED_CLASSES
+    runs = {}
+    for fast in (False, True):
+        env = _kinematics_env(fast, seed=6)
+        _drive(env, 1)
+        _mix_classes(env)
+        runs[fast] = _drive(env, 9)
+    _assert_identical(runs[False], runs[True])
+    assert {row[3] for row in runs[True][-1][1]} >= set(MIXED_CLASSES)
 
 
 def test_neighbour_search_matches_stock_semantics() -> None:
