@@ -6,28 +6,42 @@ crash flag and timer (exact); the reward, ``terminated``/``truncated`` (exact); 
 (at most a few pixels); ``info["scene"]``, ``info["metrics"]``, ``info["idm_action"]`` and the
 state of the road's random generator. On the machines tested the two runs are bit-identical; the
 tolerances only leave room for ulp-level differences between numpy SIMD kernels.
+
+The cases beyond highway-env's defaults (parameters set on some cars, ``set_vehicle_field``, a deep
+copy mid-episode, other vehicle classes mixed in) compare every car's state bit for bit.
 """
 
 from __future__ import annotations
 
+import collections
+import copy
+import itertools
 import json
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 from highway_env.envs.common.graphics import EnvViewer
 from highway_env.road.road import Road, RoadNetwork
-from highway_env.vehicle.behavior import IDMVehicle, LinearVehicle
+from highway_env.vehicle.behavior import (
+    AggressiveVehicle,
+    DefensiveVehicle,
+    IDMVehicle,
+    LinearVehicle,
+)
+from highway_env.vehicle.controller import ControlledVehicle, MDPVehicle
+from highway_env.vehicle.dynamics import BicycleVehicle
 from highway_env.vehicle.kinematics import Vehicle
 from highway_env.vehicle.objects import Landmark, Obstacle
 
 import envs
 from driving.commands.bench.sim import main as bench_sim_main
-from envs.driving_env import FAST_SIM_DEFAULT
+from envs.driving_env import FAST_SIM_DEFAULT, highway_env_class
 from envs.fast import is_supported
 from envs.fast.collisions import collision_candidates
 from envs.fast.drawing import FastLaneViewer
-from envs.fast.road import FastRoad
+from envs.fast.road import DRIVE, IDLE, MOVE, OWN, TIMED_MOVE, FastRoad, act_role, step_role
 
 BUSY = {"vehicles_count": 25, "vehicles_density": 1.5, "duration": 10}
 """10 s of dense traffic: lane changes, MOBIL decisions and (with a reckless ego) crashes."""
@@ -193,6 +207,211 @@ def test_fast_road_matches_stock_across_lane_ends_and_obstacles() -> None:
     assert stock.np_random.bit_generator.state == fast.np_random.bit_generator.state
     assert any(v.lane_index[0] == "1" for v in stock.vehicles), "cars should reach segment 2"
     assert any(v.crashed for v in stock.vehicles), "the obstacle should be hit"
+
+
+# -- per-vehicle parameters, deep copies, other vehicle classes ----------------------------------
+# Whole highway-v0 episodes compared bit for bit (np.array_equal). They observe Kinematics: the
+# pixel observations hold a pygame clock, which cannot be deep-copied (stock highway-env's own
+# set_vehicle_field fails on them as well).
+
+KEEP_GOING = np.array([0.2, 0.0], dtype=np.float32)
+"""The ego action of these episodes: mild throttle, straight on."""
+
+
+def _kinematics_env(fast: bool, seed: int):
+    """A reset highway-v0 env: the ``highway`` scenario's config with :data:`BUSY` traffic."""
+    scenario = envs.get_scenario("highway").with_overrides(BUSY)
+    config = {**scenario.highway_config(), "observation": {"type": "Kinematics"}}
+    env = highway_env_class(scenario.env_id, fast)(config=config)
+    env.reset(seed=seed)
+    return env
+
+
+def _state(env) -> tuple[np.ndarray, list[tuple]]:
+    """Every vehicle's ``(x, y, heading, speed, MOBIL timer or -1)`` and ``(lane, target lane,
+    crashed, class)``."""
+    vehicles = env.road.vehicles
+    numbers = np.array(
+        [[*v.position, v.heading, v.speed, getattr(v, "timer", -1)] for v in vehicles], dtype=float
+    )
+    labels = [
+        (v.lane_index, getattr(v, "target_lane_index", None), v.crashed, type(v)) for v in vehicles
+    ]
+    return numbers, labels
+
+
+def _drive(env, decisions: int) -> list[tuple[np.ndarray, list[tuple]]]:
+    """The :func:`_state` after each of ``decisions`` steps with the ego action KEEP_GOING."""
+    states = []
+    for _ in range(decisions):
+        env.step(KEEP_GOING)
+        states.append(_state(env))
+    return states
+
+
+def _same_numbers(a: list[tuple], b: list[tuple]) -> bool:
+    return len(a) == len(b) and all(np.array_equal(x[0], y[0]) for x, y in zip(a, b, strict=True))
+
+
+def _assert_identical(stock: list[tuple], fast: list[tuple]) -> None:
+    assert len(stock) == len(fast)
+    for step, (a, b) in enumerate(zip(stock, fast, strict=True)):
+        assert np.array_equal(a[0], b[0]), f"decision {step}: positions, headings or speeds"
+        assert a[1] == b[1], f"decision {step}: lanes, crashes or classes"
+
+
+def _set_on_some_cars(env, name: str, value: float) -> None:
+    """``name = value`` on every third car other than the ego (an instance attribute)."""
+    for v in [v for v in env.road.vehicles if v is not env.vehicle][::3]:
+        setattr(v, name, value)
+
+
+PARAMETER_CHANGES = [
+    ("TIME_WANTED", 0.3),
+    ("DISTANCE_WANTED", 2.0),
+    ("COMFORT_ACC_MAX", 6.0),
+    ("COMFORT_ACC_MIN", -1.5),
+    ("DELTA", 1.5),
+    ("ACC_MAX", 0.5),
+    ("KP_LATERAL", 4.0),
+    ("KP_HEADING", 2.0),
+    ("MAX_STEERING_ANGLE", 0.02),
+    ("LENGTH", 9.0),
+    ("POLITENESS", 1.0),
+    ("LANE_CHANGE_MIN_ACC_GAIN", 0.0),
+    ("LANE_CHANGE_MAX_BRAKING_IMPOSED", 10.0),
+    ("LANE_CHANGE_DELAY", 0.2),
+    ("target_speed", 35.0),
+    ("MAX_SPEED", 22.0),
+]
+"""Each attribute that the stock ``IDMVehicle.act``/``step`` read from ``self``, with a value
+that changes the traffic within a few decisions."""
+
+
+@pytest.mark.parametrize(("name", "value"), PARAMETER_CHANGES)
+def test_per_vehicle_parameters_match_stock(name: str, value: float) -> None:
+    """Set on some cars two decisions in (after the road adopted its vehicles)."""
+    runs = {}
+    for fast, change in ((False, True), (True, True), (True, False)):
+        env = _kinematics_env(fast, seed=3)
+        states = _drive(env, 2)
+        if change:
+            _set_on_some_cars(env, name, value)
+        runs[fast, change] = states + _drive(env, 8)
+        env.close()
+    _assert_identical(runs[False, True], runs[True, True])
+    assert not _same_numbers(runs[True, True], runs[True, False]), "the change should matter"
+
+
+def test_class_constant_changes_match_stock(monkeypatch) -> None:
+    """highway-env's constants changed on the classes, for every car."""
+    monkeypatch.setattr(IDMVehicle, "TIME_WANTED", 0.6)
+    monkeypatch.setattr(ControlledVehicle, "KP_LATERAL", 3.0)
+    stock, fast = (_drive(_kinematics_env(fast, seed=4), 8) for fast in (False, True))
+    _assert_identical(stock, fast)
+
+
+@pytest.mark.parametrize(("name", "value"), [("TIME_WANTED", 0.3), ("KP_LATERAL", 4.0)])
+def test_set_vehicle_field_matches_stock(name: str, value: float) -> None:
+    """highway-env's own preprocessor: a deep copy of the env with the field set on every car
+    other than the ego."""
+    runs = {}
+    for fast in (False, True):
+        env = _kinematics_env(fast, seed=3)
+        _drive(env, 2)
+        changed = env.set_vehicle_field((name, value))
+        assert type(changed.road) is (FastRoad if fast else Road)
+        runs[fast] = _drive(changed, 8)
+    _assert_identical(runs[False], runs[True])
+
+
+def _counting(method: Callable, name: str, calls: collections.Counter) -> Callable:
+    def counted(*args, **kwargs):
+        calls[name] += 1
+        return method(*args, **kwargs)
+
+    return counted
+
+
+STOCK_TRAFFIC_METHODS = (
+    (IDMVehicle, "acceleration"),
+    (ControlledVehicle, "steering_control"),
+    (Vehicle, "on_state_update"),
+)
+"""The stock methods that the vectorised path replaces for IDMVehicle traffic."""
+
+
+def test_deep_copy_mid_episode_matches_stock_and_stays_fast(monkeypatch) -> None:
+    """The copy of a fast env continues the episode exactly as the original and as a copy of a
+    stock env, without calling the stock traffic methods (so on the vectorised path)."""
+    calls: collections.Counter = collections.Counter()
+    for kind, name in STOCK_TRAFFIC_METHODS:
+        monkeypatch.setattr(kind, name, _counting(getattr(kind, name), name, calls))
+    runs = {}
+    for fast in (False, True):
+        env = _kinematics_env(fast, seed=5)
+        _drive(env, 3)
+        twin = copy.deepcopy(env)
+        assert type(twin.road) is (FastRoad if fast else Road)
+        calls.clear()
+        runs[fast, "copy"] = _drive(twin, 7)
+        runs[fast, "calls"] = dict(calls)
+        runs[fast, "original"] = _drive(env, 7)
+    _assert_identical(runs[False, "copy"], runs[True, "copy"])
+    _assert_identical(runs[True, "original"], runs[True, "copy"])
+    assert all(runs[False, "calls"].get(name) for _, name in STOCK_TRAFFIC_METHODS)
+    assert runs[True, "calls"] == {}, "the copy fell back to the stock methods"
+
+
+class _PatientIDM(IDMVehicle):
+    """Only constants differ from IDMVehicle's: driven on the vectorised path, with its own."""
+
+    TIME_WANTED = 2.5
+    COMFORT_ACC_MAX = 2.0
+    LANE_CHANGE_DELAY = 0.5
+
+
+class _HesitantIDM(IDMVehicle):
+    """Overrides ``acceleration``, so it must act through its own methods."""
+
+    def acceleration(self, ego_vehicle, front_vehicle=None, rear_vehicle=None) -> float:
+        return 0.5 * super().acceleration(ego_vehicle, front_vehicle, rear_vehicle)
+
+
+MIXED_CLASSES = {
+    AggressiveVehicle: (OWN, TIMED_MOVE),
+    DefensiveVehicle: (OWN, TIMED_MOVE),
+    LinearVehicle: (OWN, TIMED_MOVE),
+    _PatientIDM: (DRIVE, TIMED_MOVE),
+    _HesitantIDM: (OWN, TIMED_MOVE),
+    MDPVehicle: (OWN, MOVE),
+    BicycleVehicle: (IDLE, OWN),
+}
+"""Classes mixed into the IDMVehicle traffic, with how the fast road acts and steps them."""
+
+
+def _mix_classes(env) -> None:
+    """Every other car but the ego becomes, in turn, a car of each :data:`MIXED_CLASSES` class
+    in the same state, its behaviour randomised as highway-env randomises its traffic."""
+    road = env.road
+    others = [k for k, v in enumerate(road.vehicles) if v is not env.vehicle][::2]
+    for kind, k in zip(itertools.cycle(MIXED_CLASSES), others, strict=False):
+        car = kind.create_from(road.vehicles[k])
+        if isinstance(car, IDMVehicle):
+            car.randomize_behavior()
+        road.vehicles[k] = car
+
+
+def test_mixed_vehicle_classes_match_stock() -> None:
+    assert {kind: (act_role(kind), step_role(kind)) for kind in MIXED_CLASSES} == MIXED_CLASSES
+    runs = {}
+    for fast in (False, True):
+        env = _kinematics_env(fast, seed=6)
+        _drive(env, 1)
+        _mix_classes(env)
+        runs[fast] = _drive(env, 9)
+    _assert_identical(runs[False], runs[True])
+    assert {row[3] for row in runs[True][-1][1]} >= set(MIXED_CLASSES)
 
 
 def test_neighbour_search_matches_stock_semantics() -> None:

@@ -58,6 +58,17 @@ class AxisLaneTable:
         self._length = np.array([lane.length for lane in lanes])[:, None]
         self._heading = np.array([lane.heading for lane in lanes])[:, None]
 
+    def __getstate__(self) -> dict:
+        """Copies and pickles leave ``by_lane`` behind: its keys are the identities of this
+        table's lane objects, which a copy's lanes do not share (``__setstate__`` rebuilds it)."""
+        state = dict(vars(self))
+        del state["by_lane"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.by_lane = {id(lane.lane): lane for lane in self.lanes}
+
     @classmethod
     def of(cls, network: RoadNetwork) -> AxisLaneTable | None:
         """The table of ``network``, or ``None`` when a lane is not straight along +x."""

@@ -11,22 +11,29 @@ truth and only replaces how the road loops over them, when every lane is a strai
   (:class:`~envs.fast.idm.AccelerationBatch`) and the verdicts applied in road order, where the
   order-dependent decision (abandoning a lane change someone else started) runs with
   highway-env's own method; at a lane end (``follow_road``) every decision runs vehicle by vehicle
-  with highway-env's methods instead. The steering and IDM acceleration of every
-  :class:`IDMVehicle` are then computed in one vectorised pass (:mod:`envs.fast.idm`);
-- ``step``: the kinematic bicycle update and the closest-lane search of every ``Vehicle`` and
-  ``IDMVehicle`` in one vectorised pass, then highway-env's ``handle_collisions`` in the stock
-  order on the pairs that could touch (:mod:`envs.fast.collisions`).
+  with highway-env's methods instead. The steering and IDM acceleration of every driver are
+  then computed in one vectorised pass (:mod:`envs.fast.idm`), with each driver's own parameters;
+- ``step``: the kinematic bicycle update and the closest-lane search of every mover in one
+  vectorised pass, then highway-env's ``handle_collisions`` in the stock order on the pairs that
+  could touch (:mod:`envs.fast.collisions`).
 
 Every vectorised expression repeats the stock one operation for operation with the same numpy
 ufuncs, so the results are bit-identical to stock highway-env (``tests/test_fast_sim.py``).
 
-Vehicles of any other class act and step through their own methods, in road order. Anything
-that moves a vehicle outside ``Road.step`` must be followed by a new ``act``/``step`` (or a change
-of ``road.vehicles``) before ``neighbour_vehicles`` sees it.
+Which path a vehicle takes depends on the methods its class runs, not on its exact class: a
+*driver* is an :class:`IDMVehicle` whose decision and control methods are all highway-env's own
+(:data:`DRIVING_METHODS`), a *mover* a :class:`Vehicle` whose ``step`` and ``on_state_update``
+are (an ``IDMVehicle`` subclass that only changes constants is both). Any other vehicle acts and
+steps through its own methods, in road order (e.g. ``LinearVehicle`` and its subclasses
+``AggressiveVehicle`` and ``DefensiveVehicle`` act through their own ``acceleration`` and
+``steering_control``, and still move in the vectorised pass). Anything that moves a vehicle
+outside ``Road.step`` must be followed by a new ``act``/``step`` (or a change of
+``road.vehicles``) before ``neighbour_vehicles`` sees it.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import numpy as np
@@ -41,6 +48,54 @@ from envs.fast.lanes import AxisLaneTable
 from envs.fast.neighbours import NeighbourIndex
 
 _VERSIONS = itertools.count()
+
+DRIVING_METHODS = (
+    "act",
+    "acceleration",
+    "desired_gap",
+    "steering_control",
+    "change_lane_policy",
+    "mobil",
+    "follow_road",
+)
+"""The methods of ``IDMVehicle.act`` that the vectorised decisions and driving reproduce or call."""
+MOVING_METHODS = ("step", "on_state_update")
+"""The methods of ``IDMVehicle.step``/``Vehicle.step`` that :meth:`FastRoad._move` reproduces
+(it calls each vehicle's own ``clip_actions``)."""
+_IDM_LINEAGE = frozenset(IDMVehicle.__mro__)
+"""IDMVehicle, ControlledVehicle, Vehicle, RoadObject and their bases."""
+
+DRIVE, IDLE, OWN = "drive", "idle", "own"
+"""How a vehicle acts: vectorised as a driver, not at all (``Vehicle.act`` without an action keeps
+the action it has), through its own ``act``."""
+TIMED_MOVE, MOVE = "timed move", "move"
+"""How a vehicle steps besides ``OWN``: vectorised after advancing its MOBIL timer
+(``IDMVehicle.step``), vectorised (``Vehicle.step``)."""
+
+
+def _runs_stock(kind: type, names: tuple[str, ...]) -> bool:
+    """Whether ``kind`` runs highway-env's own methods ``names``: no class of its MRO outside
+    IDMVehicle's lineage defines one (so neither ``kind.name`` nor a ``super()`` call within the
+    lineage reaches a method of a subclass or a mixin)."""
+    return not any(name in vars(c) for c in kind.__mro__ if c not in _IDM_LINEAGE for name in names)
+
+
+@functools.cache
+def act_role(kind: type) -> str:
+    """How a vehicle of class ``kind`` acts: :data:`DRIVE`, :data:`IDLE` or :data:`OWN`."""
+    if issubclass(kind, IDMVehicle) and _runs_stock(kind, DRIVING_METHODS):
+        return DRIVE
+    if getattr(kind, "act", None) is Vehicle.act:
+        return IDLE
+    return OWN
+
+
+@functools.cache
+def step_role(kind: type) -> str:
+    """How a vehicle of class ``kind`` steps: :data:`TIMED_MOVE`, :data:`MOVE` or :data:`OWN`."""
+    if not issubclass(kind, Vehicle) or not _runs_stock(kind, MOVING_METHODS):
+        return OWN
+    return TIMED_MOVE if issubclass(kind, IDMVehicle) else MOVE
 
 
 class VersionedList(list):
@@ -152,7 +207,7 @@ class FastRoad(Road):
             super().act()
             return
         by_index = self.table.by_index
-        drivers = [v for v in self._vehicles if type(v) is IDMVehicle and not v.crashed]
+        drivers = [v for v in self._vehicles if act_role(type(v)) == DRIVE and not v.crashed]
         batchable = all(
             v.lane_index in by_index
             and v.target_lane_index in by_index
@@ -177,8 +232,8 @@ class FastRoad(Road):
         by_index = self.table.by_index
         drivers = []
         for v in self._vehicles:
-            kind = type(v)
-            if kind is IDMVehicle:
+            role = act_role(type(v))
+            if role == DRIVE:
                 if v.crashed:
                     continue
                 if v.lane_index not in by_index or v.target_lane_index not in by_index:
@@ -193,7 +248,7 @@ class FastRoad(Road):
                 if v.target_lane_index not in by_index:
                     raise RuntimeError(f"lane {v.target_lane_index} left the lane table")
                 drivers.append(v)
-            elif kind is not Vehicle:  # Vehicle.act() without an action keeps its action
+            elif role == OWN:
                 v.act()
         return drivers
 
@@ -214,8 +269,8 @@ class FastRoad(Road):
             ]
         )
         for v in self._vehicles:
-            kind = type(v)
-            if kind is IDMVehicle:
+            role = act_role(type(v))
+            if role == DRIVE:
                 if v.crashed or not v.enable_lane_change:
                     continue
                 if v.lane_index != v.target_lane_index:
@@ -227,7 +282,7 @@ class FastRoad(Road):
                             verdict = v.mobil(lane_index)
                         if verdict:
                             v.target_lane_index = lane_index
-            elif kind is not Vehicle:
+            elif role == OWN:
                 v.act()
 
     def _mobil_batch(self, deciders: list[IDMVehicle]) -> dict[IDMVehicle, list[tuple]]:
@@ -235,9 +290,9 @@ class FastRoad(Road):
         ``change_lane_policy`` would try (reachable, moving); the verdict is ``None`` where the
         stock ``mobil`` must decide (a planned route)."""
         table, index = self.table, self._neighbour_index()
-        batch = idm.AccelerationBatch(table.by_lane)
+        batch = idm.AccelerationBatch(table.by_lane, idm.DriverParameters(deciders))
         pending: dict[IDMVehicle, list[tuple]] = {}
-        for v in deciders:
+        for k, v in enumerate(deciders):
             x, y = float(v.position[0]), float(v.position[1])
             tries = []
             for lane_index in self.network.side_lanes(v.lane_index):
@@ -250,12 +305,12 @@ class FastRoad(Road):
                 new_front, new_rear = index.neighbours(v, lane)
                 old_front, old_rear = index.neighbours(v, table.by_index[v.lane_index])
                 rows = (
-                    batch.add(v, new_rear, new_front),
-                    batch.add(v, new_rear, v),
-                    batch.add(v, v, new_front),
-                    batch.add(v, v, old_front),
-                    batch.add(v, old_rear, v),
-                    batch.add(v, old_rear, old_front),
+                    batch.add(k, v, new_rear, new_front),
+                    batch.add(k, v, new_rear, v),
+                    batch.add(k, v, v, new_front),
+                    batch.add(k, v, v, old_front),
+                    batch.add(k, v, old_rear, v),
+                    batch.add(k, v, old_rear, old_front),
                 )
                 tries.append((lane_index, rows))
             pending[v] = tries
@@ -286,14 +341,15 @@ class FastRoad(Road):
         """Set every driver's ``action`` as ``IDMVehicle.act`` would after its decisions."""
         by_index = self.table.by_index
         index = self._neighbour_index()
-        batch = idm.AccelerationBatch(self.table.by_lane)
+        params = idm.DriverParameters(drivers)
+        batch = idm.AccelerationBatch(self.table.by_lane, params)
         current, target = [], []
-        for v in drivers:
+        for k, v in enumerate(drivers):
             front, _ = index.neighbours(v, by_index[v.lane_index])
-            current.append(batch.add(v, v, front))
+            current.append(batch.add(k, v, v, front))
             if v.lane_index != v.target_lane_index:
                 front, _ = index.neighbours(v, by_index[v.target_lane_index])
-                target.append(batch.add(v, v, front))
+                target.append(batch.add(k, v, v, front))
             else:
                 target.append(None)
         values = batch.evaluate()
@@ -303,7 +359,7 @@ class FastRoad(Road):
             if tgt is not None:
                 a = min(a, values[tgt])
             accel.append(a)
-        accel = np.clip(np.array(accel, dtype=float), -IDMVehicle.ACC_MAX, IDMVehicle.ACC_MAX)
+        accel = np.clip(np.array(accel, dtype=float), -params.acc_max, params.acc_max)
 
         targets = [by_index[v.target_lane_index] for v in drivers]
         steer = idm.steering(
@@ -312,6 +368,7 @@ class FastRoad(Road):
             np.array([t.heading for t in targets]),
             np.array([v.heading for v in drivers], dtype=float),
             np.array([v.speed for v in drivers], dtype=float),
+            params,
         )
         for v, s, a in zip(drivers, steer.tolist(), accel.tolist(), strict=True):
             v.action = {"steering": s, "acceleration": a}
@@ -324,11 +381,11 @@ class FastRoad(Road):
             return
         movers = []
         for v in self._vehicles:
-            kind = type(v)
-            if kind is IDMVehicle:
+            role = step_role(type(v))
+            if role == TIMED_MOVE:
                 v.timer += dt
                 movers.append(v)
-            elif kind is Vehicle:
+            elif role == MOVE:
                 movers.append(v)
             else:
                 v.step(dt)
