@@ -1,0 +1,109 @@
+"""Paired bootstrap and the exact Poisson interval of counts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from driving.stats import count_interval, paired_bootstrap, summarize
+
+
+def _paired_sample(rng: np.random.Generator, n: int, difference: float):
+    """Two agents on ``n`` shared seeds: a large per-seed effect, small per-agent noise."""
+    seed_effect = rng.normal(0.7, 0.15, n)
+    a = seed_effect + difference + rng.normal(0.0, 0.02, n)
+    b = seed_effect + rng.normal(0.0, 0.02, n)
+    return a, b
+
+
+def _width(ci) -> float:
+    return ci[1] - ci[0]
+
+
+# -- paired bootstrap ---------------------------------------------------------------------------
+def test_paired_bootstrap_covers_a_known_difference_about_as_often_as_it_says():
+    rng = np.random.default_rng(1)
+    covered = 0
+    for trial in range(100):
+        a, b = _paired_sample(rng, 40, difference=0.03)
+        low, high = paired_bootstrap(a, b, resamples=2000, seed=trial)["ci95"]
+        covered += low <= 0.03 <= high
+    assert covered >= 85  # nominal 95 of 100
+
+
+def test_paired_bootstrap_mean_shape_and_reproducibility():
+    a, b = _paired_sample(np.random.default_rng(2), 50, difference=0.05)
+    result = paired_bootstrap(a, b)
+    assert set(result) == set(summarize(a, rate=False)) == {"mean", "ci95", "n"}
+    assert result["n"] == 50
+    assert result["mean"] == pytest.approx(float(np.mean(a - b)))
+    low, high = result["ci95"]
+    assert low < result["mean"] < high and low > 0  # a true 0.05 against noise of 0.02
+    assert paired_bootstrap(a, b) == result  # seeded
+    assert paired_bootstrap(a, b, seed=1)["ci95"] != result["ci95"]
+    wider = paired_bootstrap(a, b, confidence=0.99)["ci95"]
+    assert wider[0] < low and wider[1] > high
+
+
+def test_pairing_gives_a_narrower_interval_than_resampling_the_agents_apart():
+    a, b = _paired_sample(np.random.default_rng(3), 60, difference=0.02)
+    paired = paired_bootstrap(a, b)["ci95"]
+    unpaired = stats.bootstrap(
+        (a, b),
+        lambda x, y, axis: np.mean(x, axis=axis) - np.mean(y, axis=axis),
+        paired=False,
+        method="percentile",
+        n_resamples=10_000,
+        rng=np.random.default_rng(0),
+    ).confidence_interval
+    assert _width(paired) < 0.3 * (unpaired.high - unpaired.low)
+    assert paired[0] > 0 > unpaired.low  # only the paired interval sees the difference
+
+
+def test_paired_bootstrap_drops_incomplete_pairs_and_checks_its_input():
+    result = paired_bootstrap([1.0, math.nan, 3.0, 4.0], [0.0, 1.0, math.inf, 2.0])
+    assert result["n"] == 2 and result["mean"] == pytest.approx(1.5)
+    assert paired_bootstrap([1.0], [0.5]) == {"mean": 0.5, "ci95": None, "n": 1}
+    assert paired_bootstrap([], []) == {"mean": None, "ci95": None, "n": 0}
+    with pytest.raises(ValueError, match="paired"):
+        paired_bootstrap([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="confidence"):
+        paired_bootstrap([1.0, 2.0], [1.0, 2.0], confidence=95)
+
+
+# -- counts -------------------------------------------------------------------------------------
+def test_count_interval_is_garwoods_exact_poisson_interval():
+    # 5 events in one episode: the textbook exact 95% limits 1.6235 and 11.6683
+    result = count_interval([5])
+    assert result["mean"] == 5.0 and result["n"] == 1
+    assert result["ci95"] == pytest.approx([1.6235, 11.6683], abs=1e-4)
+    # 7 events over 20 episodes, from the chi-square formula
+    values = [1] * 7 + [0] * 13
+    low, high = count_interval(values)["ci95"]
+    assert low == pytest.approx(stats.chi2.ppf(0.025, 14) / 2 / 20)
+    assert high == pytest.approx(stats.chi2.ppf(0.975, 16) / 2 / 20)
+
+
+def test_count_interval_never_goes_below_zero():
+    zero = count_interval([0] * 10)
+    assert zero["mean"] == 0.0
+    assert zero["ci95"] == pytest.approx([0.0, -math.log(0.025) / 10])
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        counts = rng.poisson(0.05, int(rng.integers(1, 30)))
+        low, high = count_interval(counts)["ci95"]
+        assert 0.0 <= low <= counts.mean() <= high
+        t = summarize(counts, rate=False)["ci95"]
+        if t is not None and counts.sum() == 1:
+            assert t[0] < 0  # the t interval the count interval replaces goes below 0
+
+
+def test_count_interval_checks_its_input():
+    assert count_interval([math.nan]) == {"mean": None, "ci95": None, "n": 0}
+    assert count_interval([2, math.nan, 0])["n"] == 2
+    for bad in ([-1, 2], [0.5, 1]):
+        with pytest.raises(ValueError, match="non-negative integers"):
+            count_interval(bad)
