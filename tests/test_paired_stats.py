@@ -1,4 +1,4 @@
-"""Paired bootstrap and the exact Poisson interval of counts."""
+"""Paired bootstrap, the exact Poisson interval of counts, and the crossover rule."""
 
 from __future__ import annotations
 
@@ -8,6 +8,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from driving.crossover import (
+    NON_INFERIORITY_MARGIN,
+    BudgetInterval,
+    crossover_markdown,
+    find_crossover,
+    verdict,
+)
 from driving.stats import count_interval, paired_bootstrap, summarize
 
 
@@ -107,3 +114,100 @@ def test_count_interval_checks_its_input():
     for bad in ([-1, 2], [0.5, 1]):
         with pytest.raises(ValueError, match="non-negative integers"):
             count_interval(bad)
+
+
+# -- crossover rule -----------------------------------------------------------------------------
+def _curve(*points: tuple[int, float, float]) -> list[BudgetInterval]:
+    """Budgets from ``(labels, low, high)``; the mean is the interval's midpoint."""
+    return [
+        BudgetInterval(labels, (low + high) / 2, low, high, 100) for labels, low, high in points
+    ]
+
+
+def test_verdicts_follow_the_lower_end_of_the_interval():
+    margin = NON_INFERIORITY_MARGIN
+    assert margin == 0.02
+    (better, not_worse, worse, straddling, edge, zero) = _curve(
+        (1, 0.001, 0.05),
+        (2, -0.019, 0.03),
+        (3, -0.08, -0.03),
+        (4, -0.03, 0.04),  # mean above -margin, interval reaching below it
+        (5, -margin, 0.01),  # the margin itself is not "above -margin"
+        (6, 0.0, 0.02),  # nor is 0 "above 0"
+    )
+    assert verdict(better) == "better"
+    assert verdict(not_worse) == "not worse"
+    assert verdict(worse) == verdict(straddling) == verdict(edge) == "worse"
+    assert verdict(zero) == "not worse"
+    assert verdict(straddling, margin=0.05) == "not worse"
+
+
+def test_crossover_is_the_first_budget_for_each_verdict():
+    curve = _curve(
+        (50_000, 0.004, 0.03),
+        (1_000, -0.12, -0.06),
+        (5_000, -0.05, -0.01),
+        (20_000, -0.03, 0.02),  # falls back to worse: the crossover stays the first budget
+        (10_000, -0.01, 0.03),
+    )
+    result = find_crossover(curve)
+    assert [v.interval.labels for v in result.verdicts] == [1_000, 5_000, 10_000, 20_000, 50_000]
+    assert [v.verdict for v in result.verdicts] == [
+        "worse",
+        "worse",
+        "not worse",
+        "worse",
+        "better",
+    ]
+    assert result.not_worse_at == 10_000 and result.better_at == 50_000
+    assert (
+        result.summary()
+        == "Not worse: from 10,000 expert labels. Better: from 50,000 expert labels."
+    )
+
+
+def test_crossover_not_reached():
+    result = find_crossover(_curve((1_000, -0.2, -0.1), (4_000, -0.09, -0.03)))
+    assert result.not_worse_at is None and result.better_at is None
+    assert result.summary() == (
+        "Not worse: not reached within 4,000 labels. Better: not reached within 4,000 labels."
+    )
+    only_not_worse = find_crossover(_curve((1_000, -0.01, 0.02)))
+    assert only_not_worse.not_worse_at == 1_000 and only_not_worse.better_at is None
+
+
+def test_crossover_checks_its_input():
+    with pytest.raises(ValueError, match="at least one"):
+        find_crossover([])
+    with pytest.raises(ValueError, match="same budget"):
+        find_crossover(_curve((1_000, -0.1, 0.0), (1_000, -0.1, 0.1)))
+    with pytest.raises(ValueError, match="margin"):
+        find_crossover(_curve((1_000, -0.1, 0.0)), margin=-0.01)
+    with pytest.raises(ValueError, match="low <= mean <= high"):
+        BudgetInterval(1_000, 0.5, 0.0, 0.1, 10)
+    with pytest.raises(ValueError, match="no interval"):
+        BudgetInterval.from_summary(1_000, paired_bootstrap([0.9], [0.8]))
+
+
+def test_crossover_from_paired_scores_and_its_markdown():
+    rng = np.random.default_rng(5)
+    intervals = []
+    for labels, gap in ((2_000, -0.10), (8_000, -0.005), (32_000, 0.04)):
+        cnn, modular = _paired_sample(rng, 100, difference=gap)
+        intervals.append(BudgetInterval.from_summary(labels, paired_bootstrap(cnn, modular)))
+    result = find_crossover(intervals)
+    assert [v.verdict for v in result.verdicts] == ["worse", "not worse", "better"]
+    lines = crossover_markdown(result)
+    text = "\n".join(lines)
+    assert "−0.02" in text and "non-inferiority" in text
+    assert "| expert labels | CNN − modular-vision [95% CI] | paired episodes | verdict |" in lines
+    rows = [line for line in lines if line.startswith("| ") and line[2].isdigit()]
+    assert len(rows) == 3
+    first = intervals[0]
+    assert rows[0] == (
+        f"| 2,000 | {first.mean:+.3f} [{first.low:+.3f}, {first.high:+.3f}] | 100 | worse |"
+    )
+    assert rows[2].endswith("| better |")
+    assert lines[-1] == result.summary()
+    named = crossover_markdown(result, candidate="BC", reference="idm")
+    assert any("BC − idm" in line for line in named)
