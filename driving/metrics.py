@@ -48,7 +48,7 @@ METRICS: dict[str, tuple[str, bool]] = {
     "score_ttc": ("share of steps with time to collision ahead >= 0.95 s", False),
     "score_speed_limit": ("1 - mean over-speed / 2.23 m/s (nuPlan)", False),
     "score_comfort": ("share of steps within nuPlan's comfort bounds", False),
-    "score_lane_keeping": ("1 - mean min(1, |lane offset| / 1 m)", False),
+    "score_lane_keeping": ("1 - mean min(1, |lane offset| / 1 m), lane changes excused", False),
     "penalty_collision": ("share of episodes without an at-fault collision", True),
     "penalty_drivable": ("share of episodes never off the road", True),
     "penalty_direction": ("driving-direction compliance: 1, 0.5 or 0 (nuPlan)", False),

@@ -28,7 +28,8 @@ Sub-scores, each in [0, 1]:
 - ``comfort``: share of decisions at which all six bounds of nuPlan's ``ego_is_comfortable``
   hold (:data:`MIN_LON_ACCEL_MPS2` ... :data:`MAX_ABS_YAW_ACCEL_RADPS2`), on signals smoothed as
   nuPlan smooths them.
-- ``lane_keeping``: ``1 - mean(min(1, |lane offset| / LANE_MARGIN_M))``.
+- ``lane_keeping``: ``1 - mean(min(1, |lane offset| / LANE_MARGIN_M))``, lane changes excused
+  (:func:`lane_change_steps`).
 
 Where this departs from nuPlan and PDM, and why:
 
@@ -40,9 +41,9 @@ Where this departs from nuPlan and PDM, and why:
 - nuPlan's ``ego_is_making_progress`` multiplier (0 below a fifth of the expert's progress) is
   left out: a crawl already lowers ``progress`` in proportion.
 - ``lane_keeping`` stands for the lane-keeping term of NAVSIM v2's EPDMS (Cao et al. 2025,
-  "Pseudo-Simulation for Autonomous Driving"; weight 2, there binary: 0.5 m held for 2 s) made
-  proportional, so that a steady offset costs in proportion to its size.
-  Lane changes are not excluded: each costs a little ``lane_keeping``.
+  "Pseudo-Simulation for Autonomous Driving"; weight 2, there binary: 0 once the offset stays
+  above 0.5 m for 2 s) made proportional, so that a steady offset costs in proportion to its
+  size. As there, a lane change done within 2 s costs nothing; a slower one costs.
 - There is one collision at most: highway-env ends the episode at the first crash.
 
 Early ends: an episode that ends on an at-fault collision or off the road scores 0 through its
@@ -111,6 +112,13 @@ odd number of samples (9 at 5 Hz) and shrunk to the episode when shorter."""
 COMFORT_FILTER_ORDER = 2
 """Polynomial order of that filter (nuPlan ``poly_order`` 2)."""
 
+LANE_CHANGE_OFFSET_M = 0.5
+"""|Lane offset| [m] above which the car counts as away from its lane's centre when telling a
+lane change apart (NAVSIM v2 ``lane_keeping_deviation_limit`` 0.5 m)."""
+LANE_CHANGE_MAX_S = 2.0
+"""Longest time [s] away from the centre that a lane change is excused for (NAVSIM v2
+``lane_keeping_horizon_window`` 2 s)."""
+
 LANE_MARGIN_M = 1.0
 """|Lane offset| [m] at which the car's side reaches the lane marking: highway-env's lane width
 (4 m) minus its car width (2 m), halved. ``lane_keeping`` falls linearly to 0 there, and a
@@ -167,7 +175,7 @@ def episode_score(episode: Episode) -> DrivingScore:
 
     Reads ``episode.metrics`` (``speed``, ``lane_offset``, ``heading_error``, ``heading``,
     ``on_road``, ``crashed``, ``gap_front``, ``gap_rear``, ``ttc_front``, ``x``, ``y``,
-    ``speed_limit``, each ``(T + 1,)``) and ``episode.dt`` [s].
+    ``lane``, ``speed_limit``, each ``(T + 1,)``) and ``episode.dt`` [s].
     """
     m = episode.metrics
     dt = episode.dt
@@ -177,9 +185,7 @@ def episode_score(episode: Episode) -> DrivingScore:
         "ttc": float(np.mean(m["ttc_front"][1:] >= TTC_THRESHOLD_S)),
         "speed_limit": _speed_limit(m["speed"][1:], m["speed_limit"][1:]),
         "comfort": _comfort(m["speed"], m["heading"], dt),
-        "lane_keeping": float(
-            1.0 - np.mean(np.minimum(1.0, np.abs(m["lane_offset"][1:]) / LANE_MARGIN_M))
-        ),
+        "lane_keeping": _lane_keeping(m["lane_offset"], m["lane"], dt),
     }
     weights = {
         "progress": WEIGHT_PROGRESS,
@@ -225,6 +231,30 @@ def at_fault_collision(metrics: dict[str, np.ndarray]) -> bool:
     if metrics["gap_rear"][k] < CONTACT_GAP_M:
         return False
     return bool(abs(metrics["lane_offset"][k]) > LANE_MARGIN_M or metrics["on_road"][k] < 0.5)
+
+
+def lane_change_steps(lane_offset: np.ndarray, lane: np.ndarray, dt: float) -> np.ndarray:
+    """``(T + 1,)`` bool: the states that belong to a lane change, excused from lane keeping.
+
+    A lane change is a run of consecutive states with ``|lane_offset| > LANE_CHANGE_OFFSET_M``
+    during which the lane index changes (the car crossed the marking), lasting less than
+    :data:`LANE_CHANGE_MAX_S`. ``lane_offset`` [m] and ``lane`` (lane index) are ``(T + 1,)``.
+    """
+    away = np.abs(lane_offset) > LANE_CHANGE_OFFSET_M
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], away.astype(int), [0]])))
+    excused = np.zeros(len(away), dtype=bool)
+    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+        if (stop - start) * dt < LANE_CHANGE_MAX_S and len(np.unique(lane[start:stop])) > 1:
+            excused[start:stop] = True
+    return excused
+
+
+def _lane_keeping(lane_offset: np.ndarray, lane: np.ndarray, dt: float) -> float:
+    """``1 - mean(min(1, |lane offset| / LANE_MARGIN_M))`` over the states after each decision,
+    a lane change's states (:func:`lane_change_steps`) counting as on the centre."""
+    cost = np.minimum(1.0, np.abs(lane_offset) / LANE_MARGIN_M)
+    cost[lane_change_steps(lane_offset, lane, dt)] = 0.0
+    return float(1.0 - np.mean(cost[1:]))
 
 
 def _along_lane(m: dict[str, np.ndarray]) -> np.ndarray:

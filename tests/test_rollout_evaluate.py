@@ -111,6 +111,7 @@ def _synthetic_episode(ttc, on_road, crashed, steer):
         "gap_front": np.full(n + 1, math.inf),
         "gap_rear": np.full(n + 1, math.inf),
         "speed_limit": np.full(n + 1, 30.0),
+        "lane": np.zeros(n + 1),
         "x": np.arange(n + 1) * 4.0,
         "y": np.zeros(n + 1),
     }

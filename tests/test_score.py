@@ -222,6 +222,36 @@ def test_lane_offset_and_close_following_lower_their_sub_scores():
     assert close.ttc == pytest.approx(0.5)
 
 
+def _lane_change(away_steps: int, crosses: bool = True) -> dict[str, np.ndarray]:
+    """Offsets [m] of a change to the next lane spending ``away_steps`` beyond 0.5 m of a centre
+    (the offset flips sign where the car crosses the marking); ``crosses=False`` keeps the lane
+    index, as for a swerve out and back that never reaches the next lane."""
+    half = away_steps // 2
+    offset = np.concatenate(
+        [
+            np.zeros(10),
+            np.linspace(0.6, 1.9, half),
+            np.linspace(-1.9, -0.6, away_steps - half),
+            np.zeros(30),
+        ]
+    )
+    lane = np.zeros(len(offset))
+    if crosses:
+        lane[10 + half :] = 1.0
+    return {"lane_offset": offset, "lane": lane}
+
+
+def test_a_quick_lane_change_costs_no_lane_keeping_a_slow_one_does():
+    quick = _lane_change(6)  # 1.2 s away from a lane centre
+    n = len(quick["lane"])
+    assert episode_score(make_episode(np.full(n, LIMIT), **quick)).lane_keeping == 1.0
+    swerve = episode_score(make_episode(np.full(n, LIMIT), **_lane_change(6, crosses=False)))
+    assert swerve.lane_keeping < 0.9
+    slow = _lane_change(15)  # 3 s away
+    n = len(slow["lane"])
+    assert episode_score(make_episode(np.full(n, LIMIT), **slow)).lane_keeping < 0.8
+
+
 @pytest.mark.parametrize(("back_steps", "penalty"), [(2, 1.0), (3, 0.5), (10, 0.0)])
 def test_driving_against_the_lane_is_penalised_as_nuplan_does(back_steps, penalty):
     # 2 m per step, turned round (heading pi) for ``back_steps`` steps: the worst 1 s window
