@@ -7,6 +7,9 @@ counts as one intervention. Autonomy follows NVIDIA's "End to End Learning for S
 Cars" (Bojarski et al., 2016): ``autonomy = 1 - interventions * 6 s / elapsed time``, where 6 s
 is the time a human takeover is assumed to cost; it is not clipped, so short episodes with a
 takeover can go below 0.
+
+The driving score and its parts (``score``, ``score_*``, ``penalty_*``) are those of
+:func:`driving.score.episode_score`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import math
 import numpy as np
 
 from driving.rollout import Episode
+from driving.score import episode_score
 from envs.spec import STEERING_RANGE_RAD
 
 TAKEOVER_TTC_S = 1.0
@@ -39,6 +43,15 @@ METRICS: dict[str, tuple[str, bool]] = {
     "autonomy": ("1 - interventions * 6 s / elapsed time (NVIDIA 2016)", False),
     "latency_ms": ("decision time per step [ms]", False),
     "duration_s": ("simulated episode duration [s]", False),
+    "score": ("driving score in [0, 1]: penalties x weighted sub-scores (driving.score)", False),
+    "score_progress": ("distance along the lane / what the speed limit allows", False),
+    "score_ttc": ("share of steps with time to collision ahead >= 0.95 s", False),
+    "score_speed_limit": ("1 - mean over-speed / 2.23 m/s (nuPlan)", False),
+    "score_comfort": ("share of steps within nuPlan's comfort bounds", False),
+    "score_lane_keeping": ("1 - mean min(1, |lane offset| / 1 m), lane changes excused", False),
+    "penalty_collision": ("share of episodes without an at-fault collision", True),
+    "penalty_drivable": ("share of episodes never off the road", True),
+    "penalty_direction": ("driving-direction compliance: 1, 0.5 or 0 (nuPlan)", False),
 }
 """Metric name -> (description, is a 0/1 rate)."""
 
@@ -86,4 +99,5 @@ def episode_metrics(episode: Episode) -> dict[str, float]:
         "autonomy": 1.0 - interventions * TAKEOVER_COST_S / elapsed if elapsed > 0 else math.nan,
         "latency_ms": float(np.mean(episode.latency_ms)),
         "duration_s": elapsed,
+        **episode_score(episode).to_row(),
     }

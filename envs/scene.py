@@ -197,19 +197,23 @@ def step_metrics(env) -> dict[str, float]:
     ``on_road`` (1 if on a lane); ``crashed`` (1 after a collision); ``gap_front`` [m]
     bumper-to-bumper distance to the car ahead in the same lane (inf if none); ``ttc_front``
     [s] time to collision with it at current speeds (inf if not closing); ``x``, ``y`` [m]
-    ego position; ``lane`` the ego lane's index.
+    ego position; ``lane`` the ego lane's index; ``heading`` [rad] the ego's heading in the
+    world frame; ``gap_rear`` [m] bumper-to-bumper distance to the car behind in the same lane
+    (inf if none); ``speed_limit`` [m/s] the ego lane's speed limit (nan if it has none).
     """
     road, ego = env.road, env.vehicle
     lane = road.network.get_lane(ego.lane_index)
     s, r = lane.local_coordinates(ego.position)
     heading_error = (ego.heading - lane.heading_at(s) + math.pi) % (2 * math.pi) - math.pi
-    front, _ = road.neighbour_vehicles(ego, ego.lane_index)
-    gap = ttc = math.inf
+    front, rear = road.neighbour_vehicles(ego, ego.lane_index)
+    gap = ttc = gap_rear = math.inf
     if front is not None:
         gap = max(0.0, float(ego.lane_distance_to(front)) - (ego.LENGTH + front.LENGTH) / 2)
         closing = ego.speed - front.speed
         if closing > 1e-6:
             ttc = gap / closing
+    if rear is not None:
+        gap_rear = max(0.0, -float(ego.lane_distance_to(rear)) - (ego.LENGTH + rear.LENGTH) / 2)
     side = list(road.network.all_side_lanes(ego.lane_index))
     return {
         "speed": float(ego.speed),
@@ -222,4 +226,7 @@ def step_metrics(env) -> dict[str, float]:
         "x": float(ego.position[0]),
         "y": float(ego.position[1]),
         "lane": float(side.index(ego.lane_index)),
+        "heading": float(ego.heading),
+        "gap_rear": gap_rear,
+        "speed_limit": float(lane.speed_limit) if lane.speed_limit else math.nan,
     }

@@ -106,6 +106,12 @@ def _synthetic_episode(ttc, on_road, crashed, steer):
         "crashed": np.array([0.0, *crashed]),
         "speed": np.full(n + 1, 20.0),
         "lane_offset": np.zeros(n + 1),
+        "heading_error": np.zeros(n + 1),
+        "heading": np.zeros(n + 1),
+        "gap_front": np.full(n + 1, math.inf),
+        "gap_rear": np.full(n + 1, math.inf),
+        "speed_limit": np.full(n + 1, 30.0),
+        "lane": np.zeros(n + 1),
         "x": np.arange(n + 1) * 4.0,
         "y": np.zeros(n + 1),
     }
