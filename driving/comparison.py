@@ -35,7 +35,7 @@ from typing import Any
 
 from agents.registry import AgentSpec, make_agent
 from driving.configs import load_mapping, require_bools, require_positive_ints
-from driving.eval_cache import cached_summary, evaluation_key, forget, remember
+from driving.eval_cache import cached_evaluation, evaluation_key, forget, remember
 from driving.evaluation import EvaluationSummary, evaluate_agent, write_evaluation
 from driving.files import atomic_write_text
 from driving.report import COLUMNS, comparison_rows, print_comparison, write_report
@@ -137,15 +137,26 @@ class CompareConfig:
 
 @dataclass
 class ComparisonResult:
-    """One agent's evaluation on one variant of a comparison."""
+    """One agent's evaluation on one variant of a comparison.
+
+    Attributes:
+        variant: the scenario variant (``"main: highway"``, a shift's name).
+        series, point: the learning-curve line and point of a checkpoint (see
+            :class:`AgentEntry`).
+        summary: the aggregates.
+        rows: the per-episode rows (:func:`~driving.metrics.episode_metrics`), in seed order,
+            for paired comparisons; not stored in ``results.json`` (they are the evaluation
+            folder's ``episodes.csv``).
+    """
 
     variant: str
     series: str | None
     point: int | None
     summary: EvaluationSummary
+    rows: list[dict[str, float]]
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``results.json`` form."""
+        """The ``results.json`` form (without the rows)."""
         return {
             "variant": self.variant,
             "series": self.series,
@@ -198,8 +209,8 @@ def run_compare(config: CompareConfig, command: str) -> Path:
             agent = make_agent(entry.spec, scenario)
             try:
                 key = evaluation_key(entry.spec, agent, scenario, seeds)
-                summary = None if config.fresh else cached_summary(folder, key)
-                if summary is None:
+                evaluation = None if config.fresh else cached_evaluation(folder, key)
+                if evaluation is None:
                     forget(folder)
                     evaluation = evaluate_agent(
                         agent,
@@ -210,12 +221,15 @@ def run_compare(config: CompareConfig, command: str) -> Path:
                     )
                     write_evaluation(evaluation, folder)
                     remember(folder, key)
-                    summary = evaluation.summary
                 else:
                     print(f"{variant} | {entry.spec}: reused {folder} (same agent, code, seeds)")
             finally:
                 agent.close()
-            results.append(ComparisonResult(variant, entry.series, entry.point, summary))
+            results.append(
+                ComparisonResult(
+                    variant, entry.series, entry.point, evaluation.summary, evaluation.rows
+                )
+            )
         print_comparison(
             [r.summary for r in results if r.variant == variant], f"{variant}: mean [95% CI]"
         )

@@ -4,8 +4,8 @@ that decides its episodes changed.
 An evaluation folder (``episodes.csv``, ``summary.json``) gets a ``key.json`` beside them: the
 agent spec and description, the SHA-256 of a ``cnn:`` checkpoint file, the scenario's full
 config, the seeds, the package versions and a digest of the code that drives and scores
-episodes. A later run with the same key reads ``summary.json`` instead of driving; any
-difference drives again.
+episodes. A later run with the same key reads ``summary.json`` and ``episodes.csv`` instead of
+driving; any difference drives again.
 
 The code is every project module that :mod:`driving.evaluation` imports, directly or through
 other project modules (found by reading their ``import`` statements, so a new module joins the
@@ -25,7 +25,7 @@ from typing import Any
 
 from agents.base import Agent
 from agents.registry import AgentSpec
-from driving.evaluation import EvaluationSummary
+from driving.evaluation import Evaluation, EvaluationSummary, read_rows
 from driving.files import atomic_write_text, file_sha256
 from driving.versions import package_versions
 from envs.scenarios import Scenario
@@ -110,14 +110,15 @@ def evaluation_key(
     return json.loads(json.dumps(key, default=str))
 
 
-def cached_summary(folder: Path, key: dict[str, Any]) -> EvaluationSummary | None:
-    """The summary stored in ``folder`` when its key equals ``key``, else None."""
+def cached_evaluation(folder: Path, key: dict[str, Any]) -> Evaluation | None:
+    """The evaluation (summary and per-episode rows) stored in ``folder`` when its key equals
+    ``key``, else None."""
     try:
         stored = json.loads((folder / KEY_FILE).read_text())
         if stored != key:
             return None
-        return EvaluationSummary.read(folder / "summary.json")
-    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return Evaluation(read_rows(folder), EvaluationSummary.read(folder / "summary.json"))
+    except (OSError, ValueError, KeyError, TypeError):  # JSONDecodeError is a ValueError
         return None
 
 

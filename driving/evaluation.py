@@ -25,7 +25,7 @@ from driving.files import atomic_write
 from driving.metrics import METRICS, episode_metrics
 from driving.rollout import iter_episodes
 from driving.seeds import evaluation_seeds, touches_training
-from driving.stats import Stat, format_ci, summarize
+from driving.stats import Stat, format_ci, summarize_kind
 from driving.versions import package_versions
 from envs.errors import UserError
 from envs.scenarios import Scenario, get_scenario
@@ -121,8 +121,8 @@ def evaluate_agent(
     rows = [by_seed[s] for s in seeds]
     wall = time.perf_counter() - started
     metrics = {
-        name: summarize([row[name] for row in rows], rate=is_rate)
-        for name, (_, is_rate) in METRICS.items()
+        name: summarize_kind([row[name] for row in rows], kind)
+        for name, (_, kind) in METRICS.items()
     }
     summary = EvaluationSummary(
         agent=agent.name,
@@ -152,6 +152,13 @@ def write_evaluation(evaluation: Evaluation, out: Path) -> None:
     atomic_write(out / "summary.json", lambda fh: json.dump(summary, fh, indent=2))
 
 
+def read_rows(folder: Path) -> list[dict[str, float]]:
+    """The per-episode rows that :func:`write_evaluation` stored in ``folder`` (``episodes.csv``),
+    in seed order, every value a float."""
+    with open(Path(folder) / "episodes.csv", newline="") as fh:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
 def _write_csv(fh: IO[str], columns: list[str], rows: list[dict[str, float]]) -> None:
     writer = csv.DictWriter(fh, fieldnames=columns)
     writer.writeheader()
@@ -173,7 +180,7 @@ def print_summary(summary: EvaluationSummary, file: IO[str] = sys.stdout) -> Non
     table.add_column("value", justify="right")
     table.add_column("n", justify="right")
     for name, stat in summary.metrics.items():
-        table.add_row(name, format_ci(stat, 3 if METRICS[name][1] else 2), str(stat.n))
+        table.add_row(name, format_ci(stat, 2 if METRICS[name][1] == "mean" else 3), str(stat.n))
     Console(file=file, width=100).print(table)
 
 

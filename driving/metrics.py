@@ -15,6 +15,7 @@ The driving score and its parts (``score``, ``score_*``, ``penalty_*``) are thos
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 
@@ -22,38 +23,42 @@ from driving.rollout import Episode
 from driving.score import episode_score
 from envs.spec import STEERING_RANGE_RAD
 
+Kind = Literal["rate", "count", "mean"]
+"""How a metric is aggregated over episodes (:func:`driving.stats.summarize_kind`)."""
+
 TAKEOVER_TTC_S = 1.0
 """Time to collision [s] with the car ahead below which a safety driver takes over."""
 TAKEOVER_COST_S = 6.0
 """Seconds of lost autonomy per intervention (NVIDIA 2016)."""
 
-METRICS: dict[str, tuple[str, bool]] = {
-    "collided": ("share of episodes with a collision", True),
+METRICS: dict[str, tuple[str, Kind]] = {
+    "score": ("driving score in [0, 1]: penalties x weighted sub-scores (driving.score)", "mean"),
+    "score_progress": ("distance along the lane / what the speed limit allows", "mean"),
+    "score_ttc": ("share of steps with time to collision ahead >= 0.95 s", "mean"),
+    "score_speed_limit": ("1 - mean over-speed / 2.23 m/s (nuPlan)", "mean"),
+    "score_comfort": ("share of steps within nuPlan's comfort bounds", "mean"),
+    "score_lane_keeping": ("1 - mean min(1, |lane offset| / 1 m), lane changes excused", "mean"),
+    "penalty_collision": ("share of episodes without an at-fault collision", "rate"),
+    "penalty_drivable": ("share of episodes never off the road", "rate"),
+    "penalty_direction": ("driving-direction compliance: 1, 0.5 or 0 (nuPlan)", "mean"),
+    "collided": ("share of episodes with a collision", "rate"),
     "completed": (
         "share of episodes driven to the scenario's end without collision, always on the road",
-        True,
+        "rate",
     ),
-    "distance_m": ("distance driven [m]", False),
-    "mean_speed_mps": ("mean speed [m/s]", False),
-    "offroad_time_s": ("time off the road [s]", False),
-    "lane_offset_m": ("mean |lateral offset from the lane centre| [m]", False),
-    "steering_jerk_radps2": ("mean |second derivative of the steering angle| [rad/s²]", False),
-    "return": ("sum of the environment's rewards", False),
-    "interventions": ("safety-driver takeovers (crash, off-road, TTC < 1 s)", False),
-    "autonomy": ("1 - interventions * 6 s / elapsed time (NVIDIA 2016)", False),
-    "latency_ms": ("decision time per step [ms]", False),
-    "duration_s": ("simulated episode duration [s]", False),
-    "score": ("driving score in [0, 1]: penalties x weighted sub-scores (driving.score)", False),
-    "score_progress": ("distance along the lane / what the speed limit allows", False),
-    "score_ttc": ("share of steps with time to collision ahead >= 0.95 s", False),
-    "score_speed_limit": ("1 - mean over-speed / 2.23 m/s (nuPlan)", False),
-    "score_comfort": ("share of steps within nuPlan's comfort bounds", False),
-    "score_lane_keeping": ("1 - mean min(1, |lane offset| / 1 m), lane changes excused", False),
-    "penalty_collision": ("share of episodes without an at-fault collision", True),
-    "penalty_drivable": ("share of episodes never off the road", True),
-    "penalty_direction": ("driving-direction compliance: 1, 0.5 or 0 (nuPlan)", False),
+    "distance_m": ("distance driven [m]", "mean"),
+    "mean_speed_mps": ("mean speed [m/s]", "mean"),
+    "offroad_time_s": ("time off the road [s]", "mean"),
+    "lane_offset_m": ("mean |lateral offset from the lane centre| [m]", "mean"),
+    "steering_jerk_radps2": ("mean |second derivative of the steering angle| [rad/s²]", "mean"),
+    "return": ("sum of the environment's rewards", "mean"),
+    "interventions": ("safety-driver takeovers (crash, off-road, TTC < 1 s)", "count"),
+    "autonomy": ("1 - interventions * 6 s / elapsed time (NVIDIA 2016)", "mean"),
+    "latency_ms": ("decision time per step [ms]", "mean"),
+    "duration_s": ("simulated episode duration [s]", "mean"),
 }
-"""Metric name -> (description, is a 0/1 rate)."""
+"""Metric name -> (description, kind): a 0/1 ``rate`` (Wilson interval), a ``count`` per
+episode (exact Poisson interval, never below 0) or a ``mean`` (Student t interval)."""
 
 
 def intervention_trigger(metrics: dict[str, np.ndarray]) -> np.ndarray:

@@ -25,14 +25,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from driving.crossover import BudgetInterval, crossover_markdown, find_crossover
 from driving.evaluation import EvaluationSummary
 from driving.files import atomic_write_text
-from driving.stats import Stat, format_ci, pool_rates
+from driving.stats import Stat, format_ci, paired_bootstrap, pool_rates, summarize
 
 if TYPE_CHECKING:
     from driving.comparison import ComparisonResult
 
 COLUMNS: dict[str, tuple[str, int]] = {
+    "score": ("score", 3),
     "completed": ("completed", 2),
     "collided": ("collided", 2),
     "mean_speed_mps": ("speed m/s", 1),
@@ -41,8 +43,18 @@ COLUMNS: dict[str, tuple[str, int]] = {
     "latency_ms": ("latency ms", 2),
 }
 """Summary metric -> (column title, decimals) of the comparison table."""
-BAR_METRICS = ("completed", "collided", "mean_speed_mps")
-REFERENCE_AGENTS = ("modular-oracle", "modular-vision")
+PAIRED_METRICS: dict[str, tuple[str, int]] = {
+    "score": ("score", 3),
+    "completed": ("completed", 2),
+    "collided": ("collided", 2),
+    "mean_speed_mps": ("speed m/s", 1),
+    "lane_offset_m": ("lane offset m", 2),
+}
+"""Metric -> (column title, decimals) of the paired-difference table."""
+BAR_METRICS = ("score", "completed", "collided", "mean_speed_mps")
+REFERENCE_AGENT = "modular-vision"
+"""The agent every other is paired against: the modular pipeline on the same pixels."""
+REFERENCE_AGENTS = ("modular-oracle", REFERENCE_AGENT)
 
 
 def comparison_rows(summaries: list[EvaluationSummary]) -> list[list[str]]:
@@ -123,18 +135,30 @@ class CurvePoint:
     training seed), their episodes pooled.
 
     Attributes:
-        runs: the checkpoints' evaluation summaries.
+        runs: the checkpoints' results.
+        score: the mean driving score over all their episodes (Student t interval).
         completed, collided: pooled rates (:func:`~driving.stats.pool_rates`).
     """
 
-    runs: list[EvaluationSummary]
+    runs: list[ComparisonResult]
+    score: Stat
     completed: Stat
     collided: Stat
+
+    @classmethod
+    def pool(cls, runs: list[ComparisonResult]) -> CurvePoint:
+        """The point of ``runs`` (one per training seed)."""
+        return cls(
+            runs,
+            summarize([row["score"] for r in runs for row in r.rows], rate=False),
+            pool_rates([r.summary.metrics["completed"] for r in runs]),
+            pool_rates([r.summary.metrics["collided"] for r in runs]),
+        )
 
     @property
     def run_labels(self) -> list[int]:
         """Each run's expert-labelled frames (DAgger's differ when round episodes end early)."""
-        return [s.expert_labels for s in self.runs]
+        return [r.summary.expert_labels for r in self.runs]
 
     @property
     def labels(self) -> int:
@@ -150,34 +174,80 @@ class CurvePoint:
 def _curve_points(results: list[ComparisonResult], variant: str) -> dict[str, list[CurvePoint]]:
     """CNN results of ``variant`` with a label count, by series (``"BC"``, ``"DAgger"``, ...),
     pooled per curve point (``point``; without one, per label count) and sorted by labels."""
-    grouped: dict[str, dict[tuple[str, int], list[EvaluationSummary]]] = {}
+    grouped: dict[str, dict[tuple[str, int], list[ComparisonResult]]] = {}
     for r in results:
         if r.variant == variant and r.summary.agent.startswith("cnn") and r.summary.expert_labels:
             name = r.series or "CNN (BC)"
             key = ("point", r.point) if r.point is not None else ("labels", r.summary.expert_labels)
-            grouped.setdefault(name, {}).setdefault(key, []).append(r.summary)
-    series = {
-        name: [
-            CurvePoint(
-                runs,
-                pool_rates([s.metrics["completed"] for s in runs]),
-                pool_rates([s.metrics["collided"] for s in runs]),
-            )
-            for runs in by_point.values()
-        ]
+            grouped.setdefault(name, {}).setdefault(key, []).append(r)
+    return {
+        name: sorted((CurvePoint.pool(runs) for runs in by_point.values()), key=lambda p: p.labels)
         for name, by_point in grouped.items()
     }
-    return {name: sorted(points, key=lambda p: p.labels) for name, points in series.items()}
+
+
+def seed_means(runs: Sequence[ComparisonResult], metric: str) -> dict[int, float]:
+    """``metric`` per episode seed, averaged over ``runs`` (e.g. the training seeds of one
+    curve point: they drive the same episode seeds)."""
+    by_seed: dict[int, list[float]] = {}
+    for r in runs:
+        for row in r.rows:
+            by_seed.setdefault(int(row["seed"]), []).append(row[metric])
+    return {seed: sum(values) / len(values) for seed, values in by_seed.items()}
+
+
+def paired_difference(
+    candidate: Sequence[ComparisonResult], reference: ComparisonResult, metric: str
+) -> Stat:
+    """The mean per-seed difference ``candidate - reference`` in ``metric`` on the seeds both
+    drove, with its paired bootstrap 95% interval (:func:`~driving.stats.paired_bootstrap`);
+    several candidate runs (training seeds) are averaged per episode seed first."""
+    a, b = seed_means(candidate, metric), seed_means([reference], metric)
+    seeds = sorted(set(a) & set(b))
+    return paired_bootstrap([a[s] for s in seeds], [b[s] for s in seeds])
+
+
+def _reference(results: list[ComparisonResult], variant: str) -> ComparisonResult | None:
+    return next(
+        (r for r in results if r.variant == variant and r.summary.agent == REFERENCE_AGENT), None
+    )
+
+
+def paired_markdown(results: list[ComparisonResult], variant: str) -> list[str]:
+    """Markdown: every agent of ``variant`` against modular-vision, seed by seed (the paired
+    differences of :data:`PAIRED_METRICS` with their bootstrap intervals)."""
+    reference = _reference(results, variant)
+    if reference is None:
+        return []
+    titles = [title for title, _ in PAIRED_METRICS.values()]
+    lines = [
+        f"Paired differences, agent − {REFERENCE_AGENT}, on the same seeds: mean [95% paired "
+        "bootstrap CI] (10,000 resamples of the seeds, seeded).",
+        "",
+        "| agent | pairs | " + " | ".join(titles) + " |",
+        "|" + " --- |" * (2 + len(titles)),
+    ]
+    for r in results:
+        if r.variant != variant or r is reference:
+            continue
+        diffs = [paired_difference([r], reference, m) for m in PAIRED_METRICS]
+        cells = [
+            format_ci(d, digits, signed=True)
+            for d, (_, digits) in zip(diffs, PAIRED_METRICS.values(), strict=True)
+        ]
+        lines.append(f"| {r.summary.agent} | {diffs[0].n} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def learning_curve(results: list[ComparisonResult], variant: str, path: Path) -> Path | None:
-    """Completion/collision vs expert labels of the CNN checkpoints of one variant, one line per
-    series, the modular agents' levels as reference lines (None when no series has 2 points)."""
+    """Score, completion and collision vs expert labels of the CNN checkpoints of one variant,
+    one line per series, the modular agents' levels as reference lines (None when no series has
+    2 points)."""
     series = _curve_points(results, variant)
     if not any(len(points) >= 2 for points in series.values()):
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric in zip(axes, ("completed", "collided"), strict=True):
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for ax, metric in zip(axes, ("score", "completed", "collided"), strict=True):
         for name, points in series.items():
             xs = [p.labels for p in points]
             stats = [getattr(p, metric) for p in points]
@@ -185,10 +255,10 @@ def learning_curve(results: list[ComparisonResult], variant: str, path: Path) ->
             bars = ax.errorbar(
                 xs, [s.mean for s in stats], yerr=errs, marker="o", capsize=3, label=name
             )
-            if any(len(p.runs) > 1 for p in points):  # each training seed's own rate, faint
+            if any(len(p.runs) > 1 for p in points):  # each training seed's own figure, faint
                 ax.scatter(
                     [n for p in points for n in p.run_labels],
-                    [s.metrics[metric].mean for p in points for s in p.runs],
+                    [r.summary.metrics[metric].mean for p in points for r in p.runs],
                     s=14,
                     alpha=0.4,
                     color=bars.lines[0].get_color(),
@@ -213,66 +283,43 @@ def learning_curve(results: list[ComparisonResult], variant: str, path: Path) ->
 
 
 def crossover_lines(results: list[ComparisonResult], variant: str) -> list[str]:
-    """Markdown: each series' points and its crossover with modular-vision.
-
-    The crossover is the fewest expert-labelled frames at which the CNN (the same pixels as
-    modular-vision) drives at least as well as modular-vision: a completion rate at least
-    modular-vision's and a collision rate at most modular-vision's (point estimates; the
-    intervals are printed beside them so the reader can judge the overlap).
-    """
+    """Markdown: each series' points and, by the one rule of :mod:`driving.crossover`, its
+    crossover with modular-vision on the driving score (paired by episode seed)."""
     series = _curve_points(results, variant)
-    vision = next(
-        (
-            r.summary.metrics
-            for r in results
-            if r.variant == variant and r.summary.agent == "modular-vision"
-        ),
-        None,
-    )
     if not series:
         return []
     lines = [
-        "| series | expert labels | runs | completed [95% CI] | collided [95% CI] | episodes "
-        "| completed, each run |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| series | expert labels | runs | score [95% CI] | completed [95% CI] | "
+        "collided [95% CI] | episodes | score, each run |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, points in series.items():
         for p in points:
-            each = ", ".join(f"{s.metrics['completed'].mean:.2f}" for s in p.runs)
+            each = ", ".join(f"{r.summary.metrics['score'].mean:.3f}" for r in p.runs)
             lines.append(
-                f"| {name} | {p.labels_text()} | {len(p.runs)} | {format_ci(p.completed)} | "
-                f"{format_ci(p.collided)} | {p.completed.n} | {each} |"
+                f"| {name} | {p.labels_text()} | {len(p.runs)} | {format_ci(p.score, 3)} | "
+                f"{format_ci(p.completed)} | {format_ci(p.collided)} | {p.completed.n} | {each} |"
             )
     lines.append("")
-    if vision is None:
-        return [*lines, "No modular-vision result: no crossover computed.", ""]
-    lines.append(
-        f"modular-vision: completed {format_ci(vision['completed'])}, collided "
-        f"{format_ci(vision['collided'])}."
-    )
-    lines.append("")
+    reference = _reference(results, variant)
+    if reference is None:
+        return [*lines, f"No {REFERENCE_AGENT} result: no crossover computed.", ""]
+    metrics = reference.summary.metrics
+    lines += [
+        f"{REFERENCE_AGENT}: score {format_ci(metrics['score'], 3)}, completed "
+        f"{format_ci(metrics['completed'])}, collided {format_ci(metrics['collided'])}.",
+        "",
+    ]
     for name, points in series.items():
-        hit = next(
-            (
-                p
-                for p in points
-                if p.completed.mean >= vision["completed"].mean
-                and p.collided.mean <= vision["collided"].mean
-            ),
-            None,
-        )
-        if hit is None:
-            top = points[-1].labels_text()
-            lines.append(f"- {name}: no crossover within the budget tried (up to {top} labels).")
-        else:
-            where = f"at {hit.labels_text()}"
-            if hit is points[0]:  # the smallest budget tried already crosses
-                where = f"at or below {hit.labels_text()} (the smallest budget tried)"
-            lines.append(
-                f"- {name}: crossover {where} expert labels (completed "
-                f"{format_ci(hit.completed)}, collided {format_ci(hit.collided)})."
-            )
-    return [*lines, ""]
+        diffs = [(p.labels, paired_difference(p.runs, reference, "score")) for p in points]
+        intervals = [BudgetInterval.from_stat(n, d) for n, d in diffs if d.ci95 is not None]
+        lines += [f"### {name} vs {REFERENCE_AGENT}", ""]
+        if not intervals:
+            lines += ["Fewer than 2 paired episodes at every budget: no verdict.", ""]
+            continue
+        crossover = find_crossover(intervals)
+        lines += [*crossover_markdown(crossover, candidate=name, reference=REFERENCE_AGENT), ""]
+    return lines
 
 
 def cost_table(results: list[ComparisonResult]) -> str:
@@ -319,6 +366,8 @@ def write_report(
             "mean [95% CI] over the episodes",
             "",
             comparison_markdown(summaries),
+            "",
+            *paired_markdown(results, variant),
             "",
         ]
     curve_text = crossover_lines(results, variants[0])

@@ -40,14 +40,16 @@ class Stat:
         return cls(data["mean"], (float(ci[0]), float(ci[1])) if ci else None, int(data["n"]))
 
 
-def format_ci(stat: Stat, digits: int = 2) -> str:
-    """``"0.12 [0.05, 0.20]"`` (``"n/a"`` when undefined)."""
+def format_ci(stat: Stat, digits: int = 2, *, signed: bool = False) -> str:
+    """``"0.12 [0.05, 0.20]"`` (``"n/a"`` when undefined); ``signed`` writes every sign, as a
+    difference reads best (``"+0.12 [-0.01, +0.20]"``)."""
     if stat.mean is None:
         return "n/a"
-    text = f"{stat.mean:.{digits}f}"
+    spec = f"{'+' if signed else ''}.{digits}f"
+    text = format(stat.mean, spec)
     if stat.ci95:
         low, high = stat.ci95
-        text += f" [{low:.{digits}f}, {high:.{digits}f}]"
+        text += f" [{format(low, spec)}, {format(high, spec)}]"
     return text
 
 
@@ -192,3 +194,13 @@ def count_interval(values: Sequence[float], confidence: float = 0.95) -> Stat:
     low = float(stats.chi2.ppf(alpha / 2, 2 * total)) / 2 if total > 0 else 0.0
     high = float(stats.chi2.ppf(1 - alpha / 2, 2 * total + 2)) / 2
     return Stat(total / n, (low / n, high / n), n)
+
+
+def summarize_kind(values: Sequence[float], kind: str) -> Stat:
+    """The :class:`Stat` of per-episode values of a metric of ``kind``: ``"rate"`` (Wilson),
+    ``"count"`` (:func:`count_interval`) or ``"mean"`` (Student t)."""
+    if kind == "count":
+        return count_interval(values)
+    if kind not in ("rate", "mean"):
+        raise ValueError(f"unknown metric kind {kind!r}")
+    return summarize(values, rate=kind == "rate")

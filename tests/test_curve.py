@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import yaml
 
@@ -11,87 +12,131 @@ from driving.comparison import ComparisonResult
 from driving.evaluation import EvaluationSummary
 from driving.files import copy_tree
 from driving.report import crossover_lines
-from driving.stats import Stat, format_ci, pool_rates, wilson_interval
+from driving.stats import Stat, pool_rates, summarize, wilson_interval
 from tests.support import TINY, shipped_config
+
+SEEDS = list(range(1_000_000, 1_000_100))
+VISION = np.random.default_rng(0).uniform(0.6, 0.9, len(SEEDS))
+"""modular-vision's per-episode scores: what a seed decides (traffic) varies a lot."""
 
 
 def _result(
     agent: str,
     series: str | None,
     labels: int,
-    completed: float,
-    collided: float,
+    offset: float,
     point: int | None = None,
+    completed: float = 1.0,
+    noise: float = 0.005,
 ):
-    def stat(mean: float) -> Stat:
-        return Stat(mean, (max(0.0, mean - 0.1), min(1.0, mean + 0.1)), 100)
-
+    """A result whose per-episode score is modular-vision's plus ``offset`` (and small noise)."""
+    rng = np.random.default_rng(abs(hash((agent, labels))) % 2**32)
+    scores = VISION + offset + rng.normal(0.0, noise, len(SEEDS))
+    done = np.arange(len(SEEDS)) < round(completed * len(SEEDS))
+    rows = [
+        {"seed": float(seed), "score": float(v), "completed": float(c), "collided": float(not c)}
+        for seed, v, c in zip(SEEDS, scores, done, strict=True)
+    ]
     summary = EvaluationSummary(
         agent=agent,
-        agent_description={"expert_labels": labels} if series else {},
+        agent_description={"expert_labels": labels} if labels else {},
         parameters=0,
         scenario={"name": "highway"},
         overrides={},
-        seeds=list(range(100)),
-        episodes=100,
+        seeds=SEEDS,
+        episodes=len(SEEDS),
         workers=1,
         wall_time_s=0.0,
-        metrics={"completed": stat(completed), "collided": stat(collided)},
+        metrics={
+            "score": summarize(scores, rate=False),
+            "completed": summarize(done, rate=True),
+            "collided": summarize(~done, rate=True),
+        },
         versions={},
         date="",
     )
-    return ComparisonResult("main: highway", series, point, summary)
+    return ComparisonResult("main: highway", series, point, summary, rows)
 
 
-def test_crossover_is_the_fewest_labels_at_least_as_good_as_modular_vision():
+def test_crossover_is_the_fewest_labels_not_worse_than_modular_vision_on_paired_scores():
     results = [
-        _result("cnn:a", "BC", 1000, 0.50, 0.30),
-        _result("cnn:b", "BC", 2000, 0.85, 0.10),  # completes more but crashes more: not yet
-        _result("cnn:c", "BC", 4000, 0.90, 0.05),
-        _result("cnn:d", "DAgger", 2000, 0.70, 0.20),
-        _result("modular-vision", None, 0, 0.80, 0.08),
+        _result("cnn:a", "BC", 1000, -0.10),
+        _result("cnn:b", "BC", 2000, -0.005),  # within the 0.02 margin: not worse
+        _result("cnn:c", "BC", 4000, +0.05),
+        _result("cnn:d", "DAgger", 2000, -0.05, completed=1.0),
+        _result("modular-vision", None, 0, 0.0, noise=0.0),
     ]
     text = "\n".join(crossover_lines(results, "main: highway"))
-    assert "- BC: crossover at 4,000 expert labels" in text
-    assert "- DAgger: no crossover within the budget tried (up to 2,000 labels)" in text
+    bc = text[text.index("### BC vs") : text.index("### DAgger vs")]
+    assert "Not worse: from 2,000 expert labels. Better: from 4,000 expert labels." in bc
+    assert [line.rsplit("|", 2)[1].strip() for line in bc.splitlines() if line.startswith("| 1,")]
+    for labels, verdict in (("1,000", "worse"), ("2,000", "not worse"), ("4,000", "better")):
+        (row,) = [line for line in bc.splitlines() if line.startswith(f"| {labels} |")]
+        assert row.endswith(f"| 100 | {verdict} |"), row
+    dagger = text[text.index("### DAgger vs") :]
+    assert "Not worse: not reached within 2,000 labels." in dagger
+    assert "−0.02 (the non-inferiority margin" in text  # the rule is printed with its margin
     assert text.count("| BC |") == 3 and text.count("| DAgger |") == 1
-    results[3] = _result("cnn:d", "DAgger", 2000, 0.95, 0.0)
-    text = "\n".join(crossover_lines(results, "main: highway"))
-    assert "- DAgger: crossover at or below 2,000 (the smallest budget tried) expert labels" in text
 
 
-def test_runs_with_the_same_labels_pool_their_episodes_into_one_point():
+def test_runs_with_the_same_labels_pool_into_one_point_paired_per_seed():
     results = [
-        _result("cnn:s0", "DAgger", 2000, 0.90, 0.05),
-        _result("cnn:s1", "DAgger", 2000, 0.80, 0.10),  # another training seed, same labels
-        _result("modular-vision", None, 0, 0.85, 0.08),
+        _result("cnn:s0", "DAgger", 2000, +0.02),
+        _result("cnn:s1", "DAgger", 2000, -0.04),  # another training seed, same labels
+        _result("modular-vision", None, 0, 0.0, noise=0.0),
     ]
     text = "\n".join(crossover_lines(results, "main: highway"))
     pooled = pool_rates([Stat(0.9, None, 100), Stat(0.8, None, 100)])
     assert pooled.mean == 0.85 and pooled.n == 200
     assert pooled.ci95 == wilson_interval(170, 200)
-    assert f"| DAgger | 2,000 | 2 | {format_ci(pooled)} |" in text
-    assert "| 200 | 0.90, 0.80 |" in text
-    # pooled (0.85 completed, 0.075 collided) it is as good as modular-vision; s1 alone is not
-    assert "- DAgger: crossover at or below 2,000" in text
+    assert "| DAgger | 2,000 | 2 |" in text and "| 200 |" in text  # 200 episodes pooled
+    # the two runs average per seed (-0.01, within the margin); s1 alone would be worse
+    (row,) = [line for line in text.splitlines() if line.startswith("| 2,000 |")]
+    assert row.endswith("| 100 | not worse |"), row
+    alone = "\n".join(crossover_lines([results[1], results[2]], "main: highway"))
+    assert "| 100 | worse |" in alone
 
 
 def test_runs_of_one_point_pool_even_when_their_label_counts_differ():
     # DAgger rounds whose episodes end early add fewer frames, a different number per seed
     results = [
-        _result("cnn:s0p1", "DAgger", 57_714, 0.90, 0.05, point=1),
-        _result("cnn:s1p1", "DAgger", 57_714, 0.80, 0.10, point=1),
-        _result("cnn:s0p2", "DAgger", 65_310, 0.70, 0.10, point=2),
-        _result("cnn:s1p2", "DAgger", 65_502, 0.60, 0.20, point=2),
-        _result("modular-vision", None, 0, 0.99, 0.0),
+        _result("cnn:s0p1", "DAgger", 57_714, -0.1, point=1),
+        _result("cnn:s1p1", "DAgger", 57_714, -0.1, point=1),
+        _result("cnn:s0p2", "DAgger", 65_310, -0.1, point=2),
+        _result("cnn:s1p2", "DAgger", 65_502, -0.1, point=2),
+        _result("modular-vision", None, 0, 0.0, noise=0.0),
     ]
     text = "\n".join(crossover_lines(results, "main: highway"))
     assert "| DAgger | 57,714 | 2 |" in text
-    assert "| DAgger | 65,310-65,502 | 2 |" in text and "| 200 | 0.70, 0.60 |" in text
-    assert "no crossover within the budget tried (up to 65,310-65,502 labels)" in text
+    assert "| DAgger | 65,310-65,502 | 2 |" in text
+    assert "Not worse: not reached within 65,406 labels." in text  # the last point's mean
     results[3].point = None  # without a point, runs pool by their label count only
     assert text.count("| DAgger |") == 2
     assert "\n".join(crossover_lines(results, "main: highway")).count("| DAgger |") == 3
+
+
+def test_the_report_leads_with_the_score_and_pairs_every_agent_with_modular_vision(tmp_path):
+    from driving.report import write_report
+
+    results = [
+        _result("modular-vision", None, 0, 0.0, noise=0.0),
+        _result("modular-oracle", None, 0, +0.03),
+        _result("cnn:x", None, 50_000, -0.08, completed=0.9),
+    ]
+    for r in results:
+        r.summary.metrics |= {m: Stat(1.0, None, 100) for m in ("mean_speed_mps", "lane_offset_m")}
+        r.summary.metrics |= {m: Stat(1.0, None, 100) for m in ("autonomy", "latency_ms")}
+        for row in r.rows:
+            row |= {"mean_speed_mps": 20.0, "lane_offset_m": 0.1}
+    report, _ = write_report(results, tmp_path, title="t", command="c", header_lines=[])
+    text = report.read_text()
+    assert "| agent | scenario | episodes | score |" in text
+    (oracle,) = [line for line in text.splitlines() if line.startswith("| modular-oracle | 100 |")]
+    low, high = (float(x) for x in oracle.split("|")[3].split("[")[1].rstrip("] ").split(","))
+    assert 0.025 < low <= 0.03 <= high < 0.035  # +0.03 paired: narrow whatever the seeds spread
+    (cnn,) = [line for line in text.splitlines() if line.startswith("| cnn:x | 100 |")]
+    assert cnn.split("|")[4].strip().startswith("-0.10")  # completed 0.9 against 1.0
+    assert "Not worse: not reached within 50,000 labels." in text  # the demo's one-point rule
 
 
 @pytest.mark.slow
