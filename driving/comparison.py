@@ -38,7 +38,14 @@ from driving.configs import load_mapping, require_bools, require_positive_ints
 from driving.eval_cache import cached_evaluation, evaluation_key, forget, remember
 from driving.evaluation import EvaluationSummary, evaluate_agent, write_evaluation
 from driving.files import atomic_write_text
-from driving.report import COLUMNS, comparison_rows, print_comparison, write_report
+from driving.report import (
+    COLUMNS,
+    comparison_rows,
+    crossover_lines,
+    paired_markdown,
+    print_comparison,
+    write_report,
+)
 from driving.versions import package_versions
 from envs.errors import UserError
 from envs.scenarios import get_scenario
@@ -248,6 +255,12 @@ def run_compare(config: CompareConfig, command: str) -> Path:
     atomic_write_text(out / "results.json", json.dumps([r.to_dict() for r in results], indent=2))
     if config.wandb:
         _log_wandb(results, plots, config)
+    main_variant = variants[0][0]
+    print(
+        "\n".join(
+            [*paired_markdown(results, main_variant), "", *crossover_lines(results, main_variant)]
+        )
+    )
     print(f"wrote {report}")
     return report
 

@@ -36,24 +36,24 @@ for step in "$@"; do
   started=$(date +%s)
   case "$step" in
     compare)
-      "$PY" -m driving.cli compare --config experiments/compare_highway.yaml --workers "$W" \
+      "$PY" -m driving compare --config experiments/compare_highway.yaml --workers "$W" \
         --no-wandb --out "$WORK/compare" "${episodes[@]}" \
         --agents "modular-oracle,modular-vision,idm,keep-lane,random,cnn:$CNN" 2>&1 \
         | grep -v -E 'ep/s|it/s' | tee "$OUT/compare.log"
       pack "$WORK/compare" compare ;;
     gpu)
       data="$WORK/gpu-data"
-      [ -d "$data" ] || "$PY" -m driving.cli collect --agent modular-oracle --episodes "${GPU_EPISODES:-60}" \
+      [ -d "$data" ] || "$PY" -m driving collect --agent modular-oracle --episodes "${GPU_EPISODES:-60}" \
         --workers "$W" --noise-steer 0.02 --out "$data" --quiet
-      "$PY" -m driving.cli bench train --data "$data" --precision bf16-mixed --workers 4 \
+      "$PY" -m driving bench train --data "$data" --precision bf16-mixed --workers 4 \
         2>&1 | tee "$OUT/bench_train_gpu.log"
-      "$PY" -m driving.cli fit --config experiments/bc_gpu.yaml --data.root "$data" \
+      "$PY" -m driving fit --config experiments/bc_gpu.yaml --data.root "$data" \
         --trainer.max_epochs 3 --trainer.default_root_dir "$WORK/bc_gpu" \
         --trainer.logger lightning.pytorch.loggers.CSVLogger \
         --trainer.logger.save_dir "$WORK/bc_gpu" 2>&1 | grep -v -E 'it/s' \
         | tail -40 | tee "$OUT/fit_gpu.log" ;;
     curve)
-      "$PY" -m driving.cli curve --config "${CURVE_CONFIG:-experiments/curve_highway.yaml}" \
+      "$PY" -m driving curve --config "${CURVE_CONFIG:-experiments/curve_highway.yaml}" \
         --workers "$W" --out "$WORK/curve" "${episodes[@]}" 2>&1 \
         | grep -v -E 'ep/s|it/s' | tail -80 | tee "$OUT/curve.log"
       pack "$WORK/curve" curve ;;
