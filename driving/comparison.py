@@ -38,14 +38,7 @@ from driving.configs import load_mapping, require_bools, require_positive_ints
 from driving.eval_cache import cached_evaluation, evaluation_key, forget, remember
 from driving.evaluation import EvaluationSummary, evaluate_agent, write_evaluation
 from driving.files import atomic_write_text
-from driving.report import (
-    COLUMNS,
-    comparison_rows,
-    crossover_lines,
-    paired_markdown,
-    print_comparison,
-    write_report,
-)
+from driving.report import COLUMNS, comparison_rows, print_comparison, write_report
 from driving.versions import package_versions
 from envs.errors import UserError
 from envs.scenarios import get_scenario
@@ -77,29 +70,24 @@ class AgentEntry:
     @classmethod
     def parse(cls, item: Any, where: str) -> AgentEntry:
         """A config's agent item: a spec string or ``{spec, series, point}``."""
-        if isinstance(item, AgentSpec):
-            return cls(item)
         if isinstance(item, str):
             return cls(AgentSpec.parse(item))
-        if isinstance(item, dict):
-            point = item.get("point", 0)
-            if (
-                not set(item) - {"spec", "series", "point"}
-                and isinstance(item.get("spec"), str)
-                and isinstance(point, int)
-                and not isinstance(point, bool)
-                and point >= 0
-            ):
-                series = item.get("series")
-                return cls(
-                    AgentSpec.parse(item["spec"]),
-                    None if series is None else str(series),
-                    item.get("point"),
-                )
+        if not isinstance(item, dict):
+            raise UserError(f"{where} must be an agent spec string")
+        point = item.get("point")
+        point_ok = "point" not in item or (
+            isinstance(point, int) and not isinstance(point, bool) and point >= 0
+        )
+        if (
+            set(item) - {"spec", "series", "point"}
+            or not isinstance(item.get("spec"), str)
+            or not point_ok
+        ):
             raise UserError(
                 f"{where} must be a spec or {{spec, series, point}} (point: an integer >= 0)"
             )
-        raise UserError(f"{where} must be an agent spec string")
+        series = item.get("series")
+        return cls(AgentSpec.parse(item["spec"]), None if series is None else str(series), point)
 
     def to_dict(self) -> dict[str, Any]:
         """The config form."""
@@ -249,20 +237,13 @@ def run_compare(config: CompareConfig, command: str) -> Path:
         f"Held-out seeds: the first {config.episodes} of each scenario's evaluation range "
         f"({main.evaluation_seeds}); every agent drives the same seeds.",
     ]
-    report, plots = write_report(
-        results, out, title=config.title, command=command, header_lines=header
-    )
+    written = write_report(results, out, title=config.title, command=command, header_lines=header)
     atomic_write_text(out / "results.json", json.dumps([r.to_dict() for r in results], indent=2))
     if config.wandb:
-        _log_wandb(results, plots, config)
-    main_variant = variants[0][0]
-    print(
-        "\n".join(
-            [*paired_markdown(results, main_variant), "", *crossover_lines(results, main_variant)]
-        )
-    )
-    print(f"wrote {report}")
-    return report
+        _log_wandb(results, written.plots, config)
+    print("\n".join(written.main_lines))
+    print(f"wrote {written.path}")
+    return written.path
 
 
 def _slug(text: str) -> str:

@@ -342,6 +342,22 @@ def cost_table(results: list[ComparisonResult]) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class WrittenReport:
+    """What :func:`write_report` wrote.
+
+    Attributes:
+        path: ``report.md``.
+        plots: the PNG plots.
+        main_lines: the main variant's paired table and crossover, as in the report (for the
+            terminal).
+    """
+
+    path: Path
+    plots: list[Path]
+    main_lines: list[str]
+
+
 def write_report(
     results: list[ComparisonResult],
     out: Path,
@@ -349,8 +365,8 @@ def write_report(
     title: str,
     command: str,
     header_lines: Sequence[str],
-) -> tuple[Path, list[Path]]:
-    """Write ``report.md`` and its plots into ``out``; return the report and plot paths."""
+) -> WrittenReport:
+    """Write ``report.md`` and its plots into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     plots = [bar_plot(results, m, out / f"bars_{m}.png") for m in BAR_METRICS]
     variants = list(dict.fromkeys(r.variant for r in results))
@@ -358,6 +374,7 @@ def write_report(
     if curve:
         plots.append(curve)
     parts = [f"# {title}", "", f"Command: `{command}`", "", *header_lines, ""]
+    paired = {variant: paired_markdown(results, variant) for variant in variants}
     for variant in variants:
         summaries = [r.summary for r in results if r.variant == variant]
         parts += [
@@ -367,7 +384,7 @@ def write_report(
             "",
             comparison_markdown(summaries),
             "",
-            *paired_markdown(results, variant),
+            *paired[variant],
             "",
         ]
     curve_text = crossover_lines(results, variants[0])
@@ -377,4 +394,4 @@ def write_report(
     parts += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
     report = out / "report.md"
     atomic_write_text(report, "\n".join(parts))
-    return report, plots
+    return WrittenReport(report, plots, [*paired[variants[0]], "", *curve_text])

@@ -128,8 +128,9 @@ def test_the_report_leads_with_the_score_and_pairs_every_agent_with_modular_visi
         r.summary.metrics |= {m: Stat(1.0, None, 100) for m in ("autonomy", "latency_ms")}
         for row in r.rows:
             row |= {"mean_speed_mps": 20.0, "lane_offset_m": 0.1}
-    report, _ = write_report(results, tmp_path, title="t", command="c", header_lines=[])
-    text = report.read_text()
+    written = write_report(results, tmp_path, title="t", command="c", header_lines=[])
+    text = written.path.read_text()
+    assert written.main_lines[-1] in text and written.main_lines[0] in text
     assert "| agent | scenario | episodes | score |" in text
     (oracle,) = [line for line in text.splitlines() if line.startswith("| modular-oracle | 100 |")]
     low, high = (float(x) for x in oracle.split("|")[3].split("[")[1].rstrip("] ").split(","))
