@@ -38,11 +38,16 @@ class Agent:
         name: the agent spec it was built from, e.g. ``"modular-oracle"``.
         privileged: whether it reads ground truth from ``info`` (oracles).
         uses_idm_hint: whether it reads ``info["idm_action"]`` (the env then computes it).
+        decides_in_worker: whether a copy of it can decide inside an environment worker process
+            (it reads only ``obs`` and ``info`` and holds no device), so that a step sends back
+            its action instead of the whole scene (issue 19). False for network agents, which
+            decide for all environments at once in the main process.
     """
 
     name: str = "agent"
     privileged: bool = False
     uses_idm_hint: bool = False
+    decides_in_worker: bool = True
 
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
@@ -82,6 +87,12 @@ class Agent:
     def parameters(self) -> int:
         """Number of learned parameters (0 for hand-written agents)."""
         return 0
+
+    def limit_threads(self, threads: int) -> int | None:
+        """Decide with at most ``threads`` CPU threads; return the previous limit to restore
+        (None: the agent has no such setting). The rollout calls it so that a network's
+        inference does not fight the environment workers for the cores."""
+        return None
 
     def close(self) -> None:
         """Release resources (windows, devices); the default holds none."""

@@ -40,6 +40,7 @@ class CnnAgent(Agent):
     """
 
     name = "cnn"
+    decides_in_worker = False
 
     def __init__(
         self,
@@ -75,6 +76,15 @@ class CnnAgent(Agent):
         out = self.network(x, speed).float().cpu().numpy()
         self.network.train(was_training)
         return out.astype(np.float32)
+
+    def limit_threads(self, threads: int) -> int | None:
+        """On the CPU, run inference on ``threads`` intra-op threads (``torch.set_num_threads``,
+        process-wide); on a GPU nothing changes."""
+        if self.device.type != "cpu":
+            return None
+        previous = torch.get_num_threads()
+        torch.set_num_threads(max(1, threads))
+        return previous
 
     def saliency(self, obs: np.ndarray) -> np.ndarray:
         """VisualBackProp maps of ``(B, C, H, W)`` observations: ``(B, H, W)`` float in [0, 1]."""

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import enum
 import functools
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import gymnasium
 import numpy as np
@@ -28,6 +29,7 @@ from tqdm.auto import tqdm
 
 from agents.base import Agent
 from driving.mixers import ActionMixer
+from driving.pool import EpisodePool
 from driving.workers import (
     WorkerFailure,
     close_vector_env,
@@ -37,6 +39,8 @@ from driving.workers import (
     unbatch_info,
 )
 from envs.scenarios import Scenario
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -181,14 +185,12 @@ def iter_episodes(
         raise ValueError("seeds must be distinct")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    watched = on_step is not None or bool(render_mode)
+    layout = _Layout.choose(agent, expert, workers, watched=watched)
     uses_idm = any(getattr(a, "uses_idm_hint", False) for a in (agent, expert) if a)
+    explain = record_explanations or on_step is not None
     make_vec = functools.partial(
-        make_vector_env,
-        scenario,
-        in_process=workers == 1,
-        render_mode=render_mode,
-        fast=fast,
-        idm_hint=uses_idm,
+        make_vector_env, scenario, render_mode=render_mode, fast=fast, idm_hint=uses_idm
     )
     fleet = functools.partial(
         _Fleet,
@@ -198,31 +200,57 @@ def iter_episodes(
         dt=scenario.dt,
         record_frames=record_frames,
         record_explanations=record_explanations,
-        explain=record_explanations or on_step is not None,
+        explain=explain,
     )
+
+    def make_fleet(n: int) -> _Fleet | _Pipeline | EpisodePool:
+        if layout.in_process:
+            return fleet(make_vec(n, in_process=True))
+        if layout.pool:
+            return EpisodePool(n, lambda: fleet(make_vec(1, in_process=True)))
+        roles = {"agent": agent, "expert": expert}
+        deciding = {role: roles[role] for role in layout.remote}
+        vec = functools.partial(
+            make_vec,
+            in_process=False,
+            deciding=deciding,
+            explain=explain,
+            keep_scene=layout.main_reads_scene,
+        )
+        if not layout.pipelined or n < 2:
+            return fleet(vec(n), remote=layout.remote)
+        half = n // 2
+        first = fleet(vec(half), remote=layout.remote)
+        return _Pipeline([first, fleet(vec(n - half), remote=layout.remote, offset=half)])
+
     queue = SeedQueue(seeds)
-    with _Progress(len(seeds), progress) as counter:
-        while queue:
-            vec = make_vec(min(workers, len(queue)))
-            broken = False
-            running = fleet(vec)
-            try:
-                signal = yield from _drive(running, queue, on_step, counter)
-            except WorkerFailure as failure:
-                broken = True
-                if on_failure is None:
-                    raise
-                for seed, reason in failure.failed.items():
-                    on_failure(seed, reason)
-                    counter.skipped()
-                queue.give_back(failure.interrupted)  # run again from their start
-                continue
-            finally:
-                close_vector_env(vec, broken)
-            if signal is Signal.STOP:
-                return
-            if signal is Signal.RESTART:
-                queue.give_back(running.seeds())
+    threads = layout.inference_threads(workers)
+    restore = agent.limit_threads(threads) if threads else None
+    try:
+        with _Progress(len(seeds), progress) as counter:
+            while queue:
+                running = make_fleet(min(workers, len(queue)))
+                broken = False
+                try:
+                    signal = yield from _drive(running, queue, on_step, counter)
+                except WorkerFailure as failure:
+                    broken = True
+                    if on_failure is None:
+                        raise
+                    for seed, reason in failure.failed.items():
+                        on_failure(seed, reason)
+                        counter.skipped()
+                    queue.give_back(failure.interrupted)  # run again from their start
+                    continue
+                finally:
+                    running.close(broken)
+                if signal is Signal.STOP:
+                    return
+                if signal is Signal.RESTART:
+                    queue.give_back(running.seeds())
+    finally:
+        if restore is not None:
+            agent.limit_threads(restore)
 
 
 def rollout(agent: Agent, scenario: Scenario, seeds: Sequence[int], **kwargs: Any) -> list[Episode]:
@@ -251,6 +279,49 @@ def _drive(
             yield episode
         fleet.start(queue.take(len(fleet.idle)))
     return None
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where the decisions of a rollout are taken (issue 19).
+
+    Attributes:
+        in_process: one worker: everything in this process.
+        pool: every agent decides in a worker and nothing watches the steps: each worker
+            drives whole episodes (:class:`~driving.pool.EpisodePool`).
+        remote: the roles (``"agent"``, ``"expert"``) that decide inside the vector env's
+            workers (:class:`~driving.workers.DecidingEnv`); the others decide here.
+        pipelined: the agent decides here for a batch: two groups of environments, one
+            stepping while the agent decides for the other (:class:`_Pipeline`).
+        main_reads_scene: something here reads the ground-truth scene (a privileged agent
+            deciding here, or an ``on_step`` hook), so the workers still send it.
+    """
+
+    in_process: bool
+    pool: bool
+    remote: frozenset[str]
+    pipelined: bool
+    main_reads_scene: bool
+
+    @classmethod
+    def choose(cls, agent: Agent, expert: Agent | None, workers: int, watched: bool) -> _Layout:
+        roles = {"agent": agent} | ({"expert": expert} if expert is not None else {})
+        remote = frozenset(r for r, a in roles.items() if a.decides_in_worker)
+        local = [a for r, a in roles.items() if r not in remote]
+        return cls(
+            in_process=workers == 1,
+            pool=len(remote) == len(roles) and not watched,
+            remote=remote,
+            pipelined="agent" not in remote and not watched,
+            main_reads_scene=watched or any(a.privileged for a in local),
+        )
+
+    def inference_threads(self, workers: int) -> int | None:
+        """CPU threads for an agent deciding here beside ``workers`` busy workers: the cores
+        they leave, at least one (None: nothing decides here while workers step)."""
+        if self.in_process or "agent" in self.remote:
+            return None
+        return max(1, len(os.sched_getaffinity(0)) - workers)
 
 
 @dataclass
@@ -291,7 +362,9 @@ class _Running:
 class _Fleet:
     """A vector env with the episode each of its slots is running (None: idle).
 
-    Every call into the vector env goes through :func:`driving.workers.guarded`.
+    Every call into the vector env goes through :func:`driving.workers.guarded`. The roles in
+    ``remote`` decide inside the workers (their decisions arrive in ``info["decisions"]``);
+    the agents' slots are numbered from ``offset`` (a second group of a :class:`_Pipeline`).
     """
 
     def __init__(
@@ -305,14 +378,19 @@ class _Fleet:
         record_frames: bool,
         record_explanations: bool,
         explain: bool,
+        remote: frozenset[str] = frozenset(),
+        offset: int = 0,
     ) -> None:
         self.vec = vec
         self.size = vec.num_envs
+        self.remote = remote
+        self.offset = offset
         self.agent, self.expert, self.mixer, self.dt = agent, expert, mixer, dt
         self.record_frames = record_frames
         self.record_explanations = record_explanations
         self.explain = explain
         self.running: list[_Running | None] = [None] * self.size
+        self._sent: np.ndarray | None = None
         self.obs: np.ndarray | None = None
         self.infos: list[dict[str, Any]] = [{} for _ in range(self.size)]
 
@@ -354,26 +432,28 @@ class _Fleet:
         for slot in slots:
             self.infos[slot] = infos[slot]
             seed = int(new[slot])
-            self.agent.reset(seed, slot)
-            if self.expert is not None:
-                self.expert.reset(seed, slot)
+            if "agent" not in self.remote:
+                self.agent.reset(seed, self.offset + slot)
+            if self.expert is not None and "expert" not in self.remote:
+                self.expert.reset(seed, self.offset + slot)
             self.running[slot] = _Running(seed=seed, metrics=[infos[slot]["metrics"]])
 
-    def decide(self, report: bool) -> tuple[np.ndarray, list[StepEvent]]:
-        """The executed action of every slot ``(N, A)`` (0 for idle ones), and one
-        :class:`StepEvent` per running slot when ``report``."""
+    def decide(self, report: bool) -> tuple[np.ndarray | None, list[StepEvent]]:
+        """The executed action of every slot ``(N, A)`` (0 for idle ones; None when no slot
+        runs), and one :class:`StepEvent` per running slot when ``report``."""
         active = [slot for slot, r in enumerate(self.running) if r is not None]
-        obs, infos = self.obs[active], [self.infos[i] for i in active]
-        t0 = time.perf_counter()
-        agent_actions = self.agent.act_batch(obs, infos, active)
-        latency = (time.perf_counter() - t0) * 1000.0 / len(active)
-        expert_actions = self.expert.act_batch(obs, infos, active) if self.expert else None
+        if not active:
+            return None, []
+        agent_actions, latency, explanations = self._decisions("agent", self.agent, active)
+        expert_actions = None
+        if self.expert is not None:
+            expert_actions, _, _ = self._decisions("expert", self.expert, active)
         actions = np.zeros((self.size, *self.vec.single_action_space.shape), dtype=np.float32)
         events = []
         for k, slot in enumerate(active):
             run = self.running[slot]
-            exp = None if expert_actions is None else np.asarray(expert_actions[k], np.float32)
-            act = np.asarray(agent_actions[k], dtype=np.float32)
+            exp = None if expert_actions is None else expert_actions[k]
+            act = agent_actions[k]
             step = len(run.actions)
             executed = act if self.mixer is None else self.mixer(run.seed, step, act, exp)
             actions[slot] = np.clip(executed, -1.0, 1.0)
@@ -382,33 +462,62 @@ class _Fleet:
             run.agent_actions.append(act)
             if exp is not None:
                 run.expert_actions.append(exp)
-            run.latency_ms.append(latency)
-            if self.explain:
-                explanation = self.agent.explain(slot)
-                if self.record_explanations:
-                    run.explanations.append(explanation)
-                if report:
-                    events.append(
-                        StepEvent(
-                            slot=slot,
-                            seed=run.seed,
-                            step=step,
-                            obs=self.obs[slot],
-                            info=self.infos[slot],
-                            action=actions[slot],
-                            agent_action=act,
-                            expert_action=exp,
-                            explanation=explanation,
-                            env=self.vec.envs[slot] if is_in_process(self.vec) else None,
-                        )
+            run.latency_ms.append(latency[k])
+            if self.record_explanations:
+                run.explanations.append(explanations[k])
+            if report:
+                events.append(
+                    StepEvent(
+                        slot=self.offset + slot,
+                        seed=run.seed,
+                        step=step,
+                        obs=self.obs[slot],
+                        info=self.infos[slot],
+                        action=actions[slot],
+                        agent_action=act,
+                        expert_action=exp,
+                        explanation=explanations[k],
+                        env=self.vec.envs[slot] if is_in_process(self.vec) else None,
                     )
+                )
         return actions, events
 
-    def step(self, actions: np.ndarray) -> list[Episode]:
-        """Execute ``actions`` in every slot; return the episodes that ended."""
-        obs, reward, terminated, truncated, info = guarded(
-            self.vec, self._slot_seeds(), lambda: self.vec.step(actions)
+    def _decisions(
+        self, role: str, agent: Agent, active: list[int]
+    ) -> tuple[np.ndarray, list[float], list[dict[str, Any]]]:
+        """``role``'s actions ``(B, A)`` float32 for the ``active`` slots, each decision's time
+        [ms] and explanation (empty unless explaining), taken here or read from the workers."""
+        if role in self.remote:
+            decided = [self.infos[slot]["decisions"][role] for slot in active]
+            actions = np.stack([np.asarray(d.action, dtype=np.float32) for d in decided])
+            return actions, [d.latency_ms for d in decided], [d.explanation for d in decided]
+        slots = [self.offset + slot for slot in active]
+        t0 = time.perf_counter()
+        actions = np.asarray(
+            agent.act_batch(self.obs[active], [self.infos[i] for i in active], slots), np.float32
         )
+        latency = (time.perf_counter() - t0) * 1000.0 / len(active)
+        explanations = [agent.explain(s) if self.explain else {} for s in slots]
+        return actions, [latency] * len(active), explanations
+
+    def step(self, actions: np.ndarray | None) -> list[Episode]:
+        """Execute ``actions`` in every slot; return the episodes that ended."""
+        if actions is None:
+            return []
+        result = guarded(self.vec, self._slot_seeds(), lambda: self.vec.step(actions))
+        return self._record(actions, result)
+
+    def step_async(self, actions: np.ndarray) -> None:
+        """Send ``actions`` to the subprocess environments, which step in the background."""
+        self._sent = actions
+        guarded(self.vec, self._slot_seeds(), lambda: self.vec.step_async(actions))
+
+    def step_wait(self) -> list[Episode]:
+        """Collect the step sent by :meth:`step_async`; return the episodes that ended."""
+        return self._record(self._sent, guarded(self.vec, self._slot_seeds(), self.vec.step_wait))
+
+    def _record(self, actions: np.ndarray, result: tuple[Any, ...]) -> list[Episode]:
+        obs, reward, terminated, truncated, info = result
         self.obs = obs
         self.infos = unbatch_info(info, self.size)
         finished = []
@@ -423,6 +532,83 @@ class _Fleet:
                 finished.append(run.finish(self.dt, terminated[slot], truncated[slot]))
                 self.running[slot] = None
         return finished
+
+    def close(self, broken: bool) -> None:
+        """Close the environments (their workers terminated after a failure)."""
+        close_vector_env(self.vec, broken)
+
+
+class _Pipeline:
+    """Two fleets (groups of environments): while the agent decides for one, the other steps.
+
+    A network agent deciding in the main process would otherwise leave the workers idle while
+    it runs, and itself wait while they step (issue 19). Here :meth:`step` sends the current
+    group's actions and switches to the other group, waiting for the step it sent before; the
+    loop then decides for that group while the first one steps. Slots are numbered across the
+    groups (the second group's from the first group's size).
+    """
+
+    def __init__(self, groups: list[_Fleet]) -> None:
+        self.groups = groups
+        self.size = sum(g.size for g in groups)
+        self.current = 0
+        self.pending = [False] * len(groups)
+
+    @property
+    def busy(self) -> bool:
+        return any(g.busy for g in self.groups)
+
+    @property
+    def idle(self) -> list[int]:
+        """Idle slots of the groups not stepping now (those can start an episode)."""
+        return [
+            g.offset + slot
+            for g, pending in zip(self.groups, self.pending, strict=True)
+            if not pending
+            for slot in g.idle
+        ]
+
+    def seeds(self) -> list[int]:
+        return [seed for g in self.groups for seed in g.seeds()]
+
+    def start(self, seeds: list[int]) -> None:
+        """Start ``seeds`` in the idle slots of the groups not stepping now, in slot order."""
+        seeds = list(seeds)
+        for g, pending in zip(self.groups, self.pending, strict=True):
+            if not pending and seeds:
+                take, seeds = seeds[: len(g.idle)], seeds[len(g.idle) :]
+                self._guard(lambda g=g, take=take: g.start(take))
+
+    def decide(self, report: bool) -> tuple[np.ndarray | None, list[StepEvent]]:
+        """The current group's actions (None when it runs nothing)."""
+        return self._guard(lambda: self.groups[self.current].decide(report))
+
+    def step(self, actions: np.ndarray | None) -> list[Episode]:
+        """Send the current group's ``actions``; switch to the next group and return the
+        episodes its previous step ended."""
+        group = self.groups[self.current]
+        if actions is not None:
+            self._guard(lambda: group.step_async(actions))
+            self.pending[self.current] = True
+        self.current = (self.current + 1) % len(self.groups)
+        if not self.pending[self.current]:
+            return []
+        self.pending[self.current] = False
+        return self._guard(self.groups[self.current].step_wait)
+
+    def close(self, broken: bool) -> None:
+        for g in self.groups:
+            g.close(broken)
+
+    def _guard(self, call: Callable[[], T]) -> T:
+        """``call()``; a :class:`WorkerFailure` in one group also interrupts the other's
+        episodes."""
+        try:
+            return call()
+        except WorkerFailure as failure:
+            lost = set(failure.failed) | set(failure.interrupted)
+            others = [seed for seed in self.seeds() if seed not in lost]
+            raise WorkerFailure(failure.failed, [*failure.interrupted, *others]) from failure
 
 
 class _Progress:

@@ -6,13 +6,20 @@ environment with the seed it chooses. Every call into a vector env goes through
 :func:`guarded`, the one place where an exception from a worker (a crash, a kill, an error in
 the simulator) becomes a :class:`WorkerFailure` naming the episodes it cost.
 
+Agents that decide from ``obs`` and ``info`` alone (``Agent.decides_in_worker``: the oracles,
+modular-vision, the baselines) can decide inside the workers (:class:`DecidingEnv`), so a step
+sends back their actions and the per-step metrics instead of the whole ground-truth scene
+(issue 19); observations come back through shared memory.
+
 Scripts that use more than one worker need an ``if __name__ == "__main__":`` guard.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import gymnasium
@@ -20,6 +27,7 @@ import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 import envs
+from agents.base import Agent
 from envs.scenarios import Scenario
 
 T = TypeVar("T")
@@ -45,6 +53,69 @@ class WorkerFailure(RuntimeError):
         self.interrupted = interrupted
 
 
+@dataclass
+class Decision:
+    """One agent's decision taken inside a worker (:class:`DecidingEnv`).
+
+    Attributes:
+        action: ``(A,)`` float32, the agent's normalised action.
+        latency_ms: the decision's time [ms].
+        explanation: the agent's ``explain()`` when asked for, else empty.
+    """
+
+    action: np.ndarray
+    latency_ms: float
+    explanation: dict[str, Any] = field(default_factory=dict)
+
+
+class DecidingEnv(gymnasium.Wrapper):
+    """An environment whose agents decide in its own process.
+
+    After every reset and step, each agent of ``agents`` (role -> agent, e.g. ``"expert"``)
+    decides on the new observation; ``info["decisions"][role]`` holds its :class:`Decision`.
+    The ground truth the main process no longer needs (``info["scene"]``,
+    ``info["idm_action"]``) is dropped unless ``keep_scene``.
+
+    Args:
+        env: the environment (a :class:`~envs.DrivingEnv`).
+        agents: the agents deciding here, each a copy of the main process's (slot 0 here).
+        explain: record each decision's ``explain()``.
+        keep_scene: keep the ground-truth scene in ``info`` (something in the main process
+            reads it).
+    """
+
+    def __init__(
+        self, env: gymnasium.Env, agents: Mapping[str, Agent], explain: bool, keep_scene: bool
+    ) -> None:
+        super().__init__(env)
+        self.agents = dict(agents)
+        self.explain = explain
+        self.keep_scene = keep_scene
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        for agent in self.agents.values():
+            agent.reset(seed, 0)
+        return obs, self._decide(obs, info)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, reward, terminated, truncated, self._decide(obs, info)
+
+    def _decide(self, obs: np.ndarray, info: dict[str, Any]) -> dict[str, Any]:
+        decisions = {}
+        for role, agent in self.agents.items():
+            started = time.perf_counter()
+            action = np.asarray(agent.act(obs, info, 0), dtype=np.float32)
+            latency = (time.perf_counter() - started) * 1000.0
+            decisions[role] = Decision(action, latency, agent.explain(0) if self.explain else {})
+        if not self.keep_scene:
+            info = {k: v for k, v in info.items() if k not in ("scene", "idm_action")}
+        return {**info, "decisions": decisions}
+
+
 def make_vector_env(
     scenario: Scenario,
     n: int,
@@ -53,15 +124,46 @@ def make_vector_env(
     render_mode: str | None = None,
     fast: bool | None = None,
     idm_hint: bool = True,
+    deciding: Mapping[str, Agent] | None = None,
+    explain: bool = False,
+    keep_scene: bool = True,
 ) -> gymnasium.vector.VectorEnv:
-    """``n`` environments of ``scenario``, in-process or one subprocess each, autoreset off."""
+    """``n`` environments of ``scenario``, in-process or one subprocess each, autoreset off.
+
+    With ``deciding`` (role -> agent), each environment is a :class:`DecidingEnv` with its own
+    copy of those agents (``explain``, ``keep_scene`` as there). Subprocesses return their
+    observations through shared memory.
+    """
     make = functools.partial(
-        envs.make, scenario, render_mode=render_mode, fast=fast, idm_hint=idm_hint
+        _make_env,
+        scenario,
+        render_mode=render_mode,
+        fast=fast,
+        idm_hint=idm_hint,
+        deciding=dict(deciding or {}),
+        explain=explain,
+        keep_scene=keep_scene,
     )
     fns = [make] * n
     if in_process:
         return SyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED, copy=False)
-    return AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED, copy=False)
+    return AsyncVectorEnv(
+        fns, autoreset_mode=AutoresetMode.DISABLED, copy=False, shared_memory=True
+    )
+
+
+def _make_env(
+    scenario: Scenario,
+    *,
+    render_mode: str | None,
+    fast: bool | None,
+    idm_hint: bool,
+    deciding: dict[str, Agent],
+    explain: bool,
+    keep_scene: bool,
+) -> gymnasium.Env:
+    env = envs.make(scenario, render_mode=render_mode, fast=fast, idm_hint=idm_hint)
+    return DecidingEnv(env, deciding, explain, keep_scene) if deciding else env
 
 
 def unbatch_info(info: dict[str, Any], n: int) -> list[dict[str, Any]]:
