@@ -339,8 +339,8 @@ def _copy_dataset(src: Path, dst: Path) -> Path:
 @pytest.mark.parametrize(
     ("damage", "needle"),
     [
-        ("dtype", "frames.npy"),
-        ("shape", "frames.npy"),
+        ("dtype", "images.npy"),
+        ("shape", "images.npy"),
         ("manifest-key", "manifest.json"),
     ],
 )
@@ -348,11 +348,11 @@ def test_broken_dataset_files_are_one_line_errors(driving_cli, tmp_path, tiny_da
                                                   needle):  # fmt: skip
     data = _copy_dataset(tiny_data, tmp_path / "data")
     shard = data / "shards" / "shard-00000"
-    frames = np.load(shard / "frames.npy", allow_pickle=False)
+    images = np.load(shard / "images.npy", allow_pickle=False)
     if damage == "dtype":
-        np.save(shard / "frames.npy", frames.astype(np.float32), allow_pickle=False)
+        np.save(shard / "images.npy", images.astype(np.float32), allow_pickle=False)
     elif damage == "shape":
-        np.save(shard / "frames.npy", frames[:, :, :10], allow_pickle=False)
+        np.save(shard / "images.npy", images[:, :, :10], allow_pickle=False)
     else:
         manifest = json.loads((data / "manifest.json").read_text())
         del manifest["observation"]

@@ -34,7 +34,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ),
     ("data",): (
         "driving.commands.data:main",
-        "inspect a dataset: `data info DIR`, `data verify DIR`",
+        "inspect or convert a dataset: `data info DIR`, `data verify DIR`, `data convert SRC DST`",
     ),
     ("fit",): (
         "driving.commands.fit:fit",
