@@ -5,8 +5,10 @@
             :func:`run_env_bench`
 ``sim``     stock vs accelerated simulation side by side, with the speed-up:
             :func:`run_sim_bench`
-``collect`` collection frames/s with 1 and 2 workers; time and size of a dataset:
-            :func:`run_collect_bench`
+``collect`` collection frames/s with 1 and 2 workers (or any counts); time and size of a
+            dataset: :func:`run_collect_bench`
+``evaluate`` closed-loop frames/s of a network agent with 1 and 2 workers (or any counts),
+            pipelined and in lockstep: :func:`run_evaluate_bench`
 ``train``   training samples/s through Lightning beside a bare PyTorch loop:
             :mod:`driving.train.benchmark`
 ==========  =================================================================================
@@ -36,6 +38,12 @@ by construction, not measured twice).
 Its datasets are written to a temporary folder (under ``dir``) and removed afterwards, except
 the measured one when ``keep`` asks to keep it (``noise_steer`` then collects it with DART
 noise, as ``driving collect`` would, so it can be trained on).
+
+``evaluate`` drives a network agent (a checkpoint, or by default an untrained network of the
+default architecture: inference costs the same whatever the weights) over the same held-out
+seeds with each worker count, and above one worker twice: pipelined (one group of environments
+steps while the network decides for the other, the default) and in lockstep (every
+environment waits for every decision), so the row pairs show what the overlap brings.
 """
 
 from __future__ import annotations
@@ -51,14 +59,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 import envs
+from agents.checkpoint import policy_record
+from agents.cnn_agent import CnnAgent, default_device
+from agents.networks import NetworkConfig, build_network
 from agents.registry import make_agent
 from driving.collection import collect
 from driving.dataset import DatasetWriter, DemoDataset, check_new_root, verify_dataset
 from driving.files import size_on_disk
 from driving.mixers import DartNoise
-from driving.seeds import training_seeds
+from driving.rollout import rollout
+from driving.seeds import evaluation_seeds, training_seeds
 from envs.errors import UserError
 from envs.fast import is_supported
 from envs.scenarios import Scenario, get_scenario
@@ -230,6 +243,7 @@ class CollectBench:
         dir: where the temporary datasets go (None: the system's temporary folder).
         keep: keep the measured dataset: move it to this new folder.
         noise_steer: DART steering noise for the measured dataset.
+        counts: the worker counts measured side by side (speed-ups over the first).
     """
 
     agent: str = "modular-oracle"
@@ -242,6 +256,7 @@ class CollectBench:
     dir: Path | None = None
     keep: Path | None = None
     noise_steer: float = 0.0
+    counts: tuple[int, ...] = (1, 2)
 
 
 def run_collect_bench(args: CollectBench) -> dict[str, Any]:
@@ -271,18 +286,19 @@ def run_collect_bench(args: CollectBench) -> dict[str, Any]:
         tmp_path = Path(tmp)
         print(f"{'workers':>8}{'episodes':>10}{'frames':>8}{'seconds':>9}{'frames/s':>10}")
         rates = []
-        for workers in (1, 2):
+        for workers in args.counts:
             r = timed_collection(
                 scenario, args.agent, seeds, workers, tmp_path / f"w{workers}", args.fast
             )
+            r["speedup"] = r["frames_per_s"] / (rates[0] if rates else r)["frames_per_s"]
             rates.append(r)
             print(
                 f"{workers:>8}{r['episodes']:>10}{r['frames']:>8}{r['seconds']:>9.1f}"
-                f"{r['frames_per_s']:>10.1f}",
+                f"{r['frames_per_s']:>10.1f}  x{r['speedup']:.2f}",
                 flush=True,
             )
-        speedup = rates[1]["frames_per_s"] / rates[0]["frames_per_s"]
-        print(f"speed-up with 2 workers: x{speedup:.2f}")
+        for r in rates[1:]:
+            print(f"speed-up with {r['workers']} workers: x{r['speedup']:.2f}")
         results["workers"] = rates
         per_episode = rates[0]["frames"] / rates[0]["episodes"]
         n_episodes = math.ceil(args.frames / per_episode)
@@ -332,3 +348,80 @@ def run_collect_bench(args: CollectBench) -> dict[str, Any]:
             f"{extrapolated['read_frames_s']:.1f} s, verify {extrapolated['verify_s']:.1f} s"
         )
     return results
+
+
+@dataclass
+class EvaluateBench:
+    """What ``driving bench evaluate`` measures (see the module docstring).
+
+    Attributes:
+        agent: a network agent spec ``cnn:PATH`` (None: an untrained default network).
+        scenario: the scenario name.
+        overrides: its overrides.
+        episodes: held-out episodes per row.
+        counts: worker counts measured side by side.
+        fast: the accelerated simulation (None: the project default).
+    """
+
+    agent: str | None = None
+    scenario: str = "highway"
+    overrides: dict[str, Any] | None = None
+    episodes: int = 4
+    counts: tuple[int, ...] = (1, 2)
+    fast: bool | None = None
+
+
+def untrained_network_agent(scenario: Scenario) -> CnnAgent:
+    """A CNN agent of the default architecture on the default device, its output layer zeroed:
+    it keeps its lane at its speed, so episodes run their length, and its inference costs what
+    a trained network's does."""
+    config = NetworkConfig()
+    network = build_network(config, scenario.observation.shape, scenario.action.size)
+    output = [m for m in network.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        output.weight.zero_()
+        output.bias.zero_()
+    record = policy_record(scenario, config, training_frames=0, expert_labels=0)
+    return CnnAgent(scenario, network, record, device=default_device())
+
+
+def run_evaluate_bench(args: EvaluateBench) -> dict[str, Any]:
+    """Print and return closed-loop frames/s of a network agent per worker count and mode."""
+    scenario = get_scenario(args.scenario).with_overrides(args.overrides or {})
+    agent = make_agent(args.agent, scenario) if args.agent else untrained_network_agent(scenario)
+    if agent.decides_in_worker:
+        raise UserError(f"bench evaluate measures network agents (cnn:PATH), not {agent.name}")
+    seeds = evaluation_seeds(scenario, args.episodes, None)
+    print(
+        f"bench evaluate: {agent.name} ({agent.parameters:,} parameters, "
+        f"{agent.describe().get('device')}) on {scenario.name} {scenario.overrides or ''}; "
+        f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
+    print(f"{'workers':>8}{'mode':>11}{'episodes':>10}{'frames':>8}{'seconds':>9}{'frames/s':>10}")
+    rows: list[dict[str, Any]] = []
+    for workers in args.counts:
+        for pipelined in (True, False) if workers > 1 else (True,):
+            started = time.perf_counter()
+            episodes = rollout(
+                agent, scenario, seeds, workers=workers, pipeline=pipelined, fast=args.fast
+            )
+            seconds = time.perf_counter() - started
+            frames = sum(ep.steps for ep in episodes)
+            row = {
+                "workers": workers,
+                "mode": "in-process" if workers == 1 else "pipelined" if pipelined else "lockstep",
+                "episodes": len(episodes),
+                "frames": frames,
+                "seconds": seconds,
+                "frames_per_s": frames / seconds,
+            }
+            row["speedup"] = row["frames_per_s"] / (rows[0] if rows else row)["frames_per_s"]
+            rows.append(row)
+            print(
+                f"{workers:>8}{row['mode']:>11}{len(episodes):>10}{frames:>8}{seconds:>9.1f}"
+                f"{row['frames_per_s']:>10.1f}  x{row['speedup']:.2f}",
+                flush=True,
+            )
+    agent.close()
+    return {"agent": agent.describe(), "scenario": scenario.to_dict(), "rows": rows}

@@ -150,6 +150,7 @@ def iter_episodes(
     fast: bool | None = None,
     progress: bool | str = False,
     on_failure: Callable[[int, str], None] | None = None,
+    pipeline: bool = True,
 ) -> Iterator[Episode]:
     """Drive ``agent`` through one episode per seed; yield each :class:`Episode` as it ends.
 
@@ -179,6 +180,9 @@ def iter_episodes(
             environments are restarted and the other interrupted episodes are run again from
             their start (same seeds, same outcome), so the iteration carries on without the
             failed seeds.
+        pipeline: when the agent decides in this process (a network) with ``workers`` above
+            1, let one group of environments step while it decides for the other (False:
+            every environment waits for every decision; ``driving bench evaluate`` compares).
     """
     seeds = [int(s) for s in seeds]
     if len(set(seeds)) != len(seeds):
@@ -217,7 +221,7 @@ def iter_episodes(
             explain=explain,
             keep_scene=layout.main_reads_scene,
         )
-        if not layout.pipelined or n < 2:
+        if not (pipeline and layout.pipelined) or n < 2:
             return fleet(vec(n), remote=layout.remote)
         half = n // 2
         first = fleet(vec(half), remote=layout.remote)

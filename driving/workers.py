@@ -130,9 +130,9 @@ def make_vector_env(
 ) -> gymnasium.vector.VectorEnv:
     """``n`` environments of ``scenario``, in-process or one subprocess each, autoreset off.
 
-    With ``deciding`` (role -> agent), each environment is a :class:`DecidingEnv` with its own
-    copy of those agents (``explain``, ``keep_scene`` as there). Subprocesses return their
-    observations through shared memory.
+    With ``deciding`` (role -> agent) or without ``keep_scene``, each environment is a
+    :class:`DecidingEnv` with its own copy of those agents (``explain``, ``keep_scene`` as
+    there). Subprocesses return their observations through shared memory.
     """
     make = functools.partial(
         _make_env,
@@ -163,7 +163,7 @@ def _make_env(
     keep_scene: bool,
 ) -> gymnasium.Env:
     env = envs.make(scenario, render_mode=render_mode, fast=fast, idm_hint=idm_hint)
-    return DecidingEnv(env, deciding, explain, keep_scene) if deciding else env
+    return env if keep_scene and not deciding else DecidingEnv(env, deciding, explain, keep_scene)
 
 
 def unbatch_info(info: dict[str, Any], n: int) -> list[dict[str, Any]]:

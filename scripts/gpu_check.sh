@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks for a machine with a CUDA GPU (the project's own machines have none):
-#   1. expert demonstrations collected on every core (frames/s);
+#   1. expert demonstrations collected on every core (frames/s), and the collection and CNN
+#      evaluation benchmarks with 1, 4, 8 and 16 workers (speed-ups side by side);
 #   2. training throughput on the GPU (fp32 and bf16-mixed) beside the CPU, Lightning beside a
 #      bare PyTorch loop (driving bench train);
 #   3. a DAgger fit (experiments/dagger_highway.yaml, shortened): training and the rounds'
@@ -27,6 +28,11 @@ EOF
 echo "== 1. collect: 24 expert episodes on $cores workers (it prints its frames/s)"
 $py -m driving collect --agent modular-oracle --episodes 24 --workers "$cores" \
   --noise-steer 0.02 --out "$out/data" --quiet
+
+echo "== 1b. bench collect and bench evaluate with 1, 4, 8, 16 workers"
+$py -m driving bench collect --episodes 32 --frames 2000 --counts 1 4 8 16 \
+  --json "$out/bench_collect.json"
+$py -m driving bench evaluate --episodes 32 --counts 1 4 8 16 --json "$out/bench_evaluate.json"
 
 echo "== 2. bench train (GPU fp32, GPU bf16-mixed, then CPU; batch 32 as bc_cpu_small.yaml)"
 $py -m driving bench train --data "$out/data" --steps 100 --repeats 2 --no-epoch

@@ -3,6 +3,7 @@ main process pipelined with the stepping; every layout drives the same episodes.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
@@ -22,6 +23,7 @@ from driving.mixers import BetaMixture, DartNoise
 from driving.rollout import Episode, StepEvent, _Layout, iter_episodes, rollout
 from driving.workers import make_vector_env, unbatch_info
 from envs.scenarios import get_scenario
+from tests.support import TINY, run_driving
 
 SEEDS = [1_000, 1_001, 1_002]
 
@@ -209,3 +211,20 @@ def test_a_killed_pool_worker_costs_its_episode_and_the_run_carries_on_by_flag(s
     assert failures == [(SEEDS[0], "worker killed by signal 9")]
     assert sorted(done) == SEEDS[1:]  # the interrupted one was driven again from its start
     assert not multiprocessing.active_children(), "pool workers left running"
+
+
+def test_bench_evaluate_prints_each_worker_count_pipelined_and_in_lockstep(tmp_path):
+    out = tmp_path / "bench.json"
+    args = ["bench", "evaluate", "--episodes", "2", "--overrides", json.dumps(TINY)]
+    result = run_driving([*args, "--counts", "1", "2", "--json", str(out)])
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["workers"], r["mode"]) for r in rows] == [
+        (1, "in-process"),
+        (2, "pipelined"),
+        (2, "lockstep"),
+    ]
+    # the zeroed network's actions do not depend on the batch: the same episodes in every row
+    assert len({r["frames"] for r in rows}) == 1 and rows[0]["frames"] > 2
+    assert rows[0]["speedup"] == 1.0 and all(r["frames_per_s"] > 0 for r in rows)
+    assert "x1.00" in result.stdout and "pipelined" in result.stdout

@@ -71,6 +71,10 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
         "driving.commands.bench.collect:main",
         "benchmark: collection frames/s with 1 and 2 workers; dataset time and size",
     ),
+    ("bench", "evaluate"): (
+        "driving.commands.bench.evaluate:main",
+        "benchmark: a network agent's closed-loop frames/s per worker count, pipelined or not",
+    ),
     ("bench", "train"): (
         "driving.commands.bench.train:main",
         "benchmark: training samples/s, Lightning beside a bare PyTorch loop",

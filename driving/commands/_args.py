@@ -74,6 +74,18 @@ def apply_flags(config: Any, args: argparse.Namespace, names: Sequence[str]) -> 
             setattr(config, name, value)
 
 
+def add_worker_counts_argument(parser: argparse.ArgumentParser) -> None:
+    """``--counts 1 2 ...``: the worker counts a benchmark measures side by side."""
+    parser.add_argument(
+        "--counts",
+        type=positive_int,
+        nargs="+",
+        default=[1, 2],
+        help="worker counts measured side by side, speed-ups over the first (default 1 2; on a "
+        "16-core machine e.g. 1 4 8 16)",
+    )
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     try:

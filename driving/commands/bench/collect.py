@@ -1,6 +1,7 @@
 """``driving bench collect``: how fast demonstrations are collected, and what a dataset costs.
 
-1. frames/s with 1 and with 2 workers on the same seeds, side by side, with the speed-up;
+1. frames/s with 1 and with 2 workers (``--counts``) on the same seeds, side by side, with the
+   speed-ups;
 2. the wall time and size on disk of a dataset of ``--frames`` frames (collected with
    ``--workers``), the time to open it, to read all its frames and to verify it (extrapolated,
    and printed as such, to 50,000 frames when ``--frames`` is smaller).
@@ -20,6 +21,7 @@ from driving.commands._args import (
     ArgumentParser,
     add_fast_argument,
     add_override_arguments,
+    add_worker_counts_argument,
     non_negative_float,
     positive_int,
     write_json,
@@ -47,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=REFERENCE_FRAMES,
         help=f"frames of the dataset whose time and size are measured ({REFERENCE_FRAMES})",
     )
+    add_worker_counts_argument(parser)
     parser.add_argument(
         "--workers", type=positive_int, default=2, help="workers for the dataset (default 2)"
     )
@@ -76,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dir=args.dir,
         keep=args.keep,
         noise_steer=args.noise_steer,
+        counts=tuple(args.counts),
     )
     write_json(args.json, run_collect_bench(bench))
     return 0
