@@ -7,9 +7,15 @@ workers or on which worker ran which seed.
 
 The environments (:mod:`driving.workers`) run in-process for one worker and one subprocess
 each above that. When an environment finishes, the loop resets just that one with the next
-seed. The agent decides for all running environments in one
-:meth:`~agents.base.Agent.act_batch` call, so a network agent runs one forward pass per step on
-its own device.
+seed. Where each decision is taken is chosen per run (:class:`_Layout`, issue 19):
+
+- agents that read only ``obs`` and ``info`` (``Agent.decides_in_worker``) decide inside the
+  workers, which then send back their decisions instead of the ground-truth scene;
+- when no decision is left for this process and nothing watches the steps, each worker drives
+  whole episodes (:class:`~driving.pool.EpisodePool`): no step waits for another;
+- an agent deciding here (a network) decides for all the running environments of a group in
+  one :meth:`~agents.base.Agent.act_batch` call on its device, while the other group steps
+  (:class:`_Pipeline`), on the CPU threads the workers leave it.
 """
 
 from __future__ import annotations
@@ -62,8 +68,9 @@ class Episode:
         rewards: ``(T,)`` environment rewards.
         metrics: per-step metrics of :func:`envs.scene.step_metrics`, each ``(T + 1,)``:
             index 0 is the state at reset, index ``t + 1`` the state after decision ``t``.
-        latency_ms: ``(T,)`` decision time per step [ms], measured around the agent's
-            ``act_batch`` call and divided by the number of environments in the batch.
+        latency_ms: ``(T,)`` decision time per step [ms]: around the agent's ``act`` call
+            when it decides inside a worker, else around its ``act_batch`` call divided by
+            the number of environments in the batch.
         frames: ``(T, C, H, W)`` uint8 observations the decisions were taken on, or None.
         explanations: the agent's ``explain()`` per step, or None.
     """
