@@ -18,6 +18,7 @@ A comparison recipe (:class:`CompareConfig`, a YAML file such as
     out: runs/compare_highway
     wandb: true                    # log the tables and plots to W&B (offline by default)
     fresh: false                   # true: drive every agent again (see driving.eval_cache)
+    evaluations: null              # where the evaluation folders go (null: OUT/evaluations)
 
 :func:`run_compare` writes ``report.md`` (tables with 95% intervals, cost columns, plots), one
 evaluation folder per agent and variant, and ``results.json``. An agent whose evaluation folder
@@ -113,6 +114,9 @@ class CompareConfig:
     wandb: bool = True
     title: str = "End-to-end vs modular: closed-loop comparison"
     fresh: bool = False
+    evaluations: str | None = None
+    """Where the evaluation folders go (None: ``out/evaluations``); a folder shared by several
+    comparisons (``driving curve``'s store) lets each reuse the others' evaluations."""
 
     def to_dict(self) -> dict[str, Any]:
         """The YAML form (as :func:`load_config` reads it)."""
@@ -127,6 +131,7 @@ class CompareConfig:
             "wandb": self.wandb,
             "title": self.title,
             "fresh": self.fresh,
+            "evaluations": self.evaluations,
         }
 
 
@@ -190,6 +195,7 @@ def load_config(path: Path) -> CompareConfig:
 def run_compare(config: CompareConfig, command: str) -> Path:
     """Evaluate every agent on every variant; write the report; return its path."""
     out = Path(config.out)
+    evaluations = Path(config.evaluations) if config.evaluations else out / "evaluations"
     main = get_scenario(config.scenario).with_overrides(config.overrides)
     variants = [("main: " + config.scenario, main)] + [
         (s.name, get_scenario(s.scenario).with_overrides(s.overrides)) for s in config.shifts
@@ -200,7 +206,7 @@ def run_compare(config: CompareConfig, command: str) -> Path:
     for variant, scenario in variants:
         seeds = scenario.evaluation_seeds.first(config.episodes)
         for entry in config.agents:
-            folder = out / "evaluations" / _slug(variant) / _slug(str(entry.spec))
+            folder = evaluations / _slug(variant) / _slug(str(entry.spec))
             agent = make_agent(entry.spec, scenario)
             try:
                 key = evaluation_key(entry.spec, agent, scenario, seeds)

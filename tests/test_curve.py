@@ -143,20 +143,18 @@ def test_the_report_leads_with_the_score_and_pairs_every_agent_with_modular_visi
 @pytest.mark.slow
 def test_curve_runs_bc_and_dagger_and_reports_both_series(driving_cli, tmp_path):
     recipe = shipped_config("curve_highway")  # experiments/curve_highway.yaml, budget cut
+    store = tmp_path / "store"
     recipe |= {
-        "scenario": "highway",
         "overrides": TINY,
-        "first_episodes": 2,
-        "episodes_per_point": 2,
-        "points": 2,
-        "first_epochs": 1,
-        "epochs_per_point": 1,
-        "finetune_lr": 0.0005,
-        "dagger_noise_steer": 0.05,
+        "budgets": [20, 40],
+        "steps": 3,
         "seeds": [0, 5],
+        "series": ["BC", "DAgger"],
+        "dagger_noise_steer": 0.05,
         "episodes": 2,
         "workers": 1,
         "out": str(tmp_path / "curve"),
+        "store": str(store),
     }
     path = tmp_path / "curve.yaml"
     path.write_text(yaml.safe_dump(recipe))
@@ -167,41 +165,48 @@ def test_curve_runs_bc_and_dagger_and_reports_both_series(driving_cli, tmp_path)
     assert "## Learning curve (expert labels)" in report
     assert "| DAgger | " in report and "| 2 |" in report  # two seeds pooled per point
     assert (out / "learning_curve.png").stat().st_size > 0
-    points = [(r["series"], r["point"]) for r in json.loads((out / "results.json").read_text())]
-    assert points.count(("BC", 0)) == 1 and points.count(("BC", 2)) == 2
-    assert points.count(("DAgger", 1)) == 2 and points.count(("DAgger", 2)) == 2
-    bc2 = json.loads((out / "data" / "bc-2" / "manifest.json").read_text())
-    assert bc2["seeds"]["done"] == [0, 1, 2, 3, 4, 5]  # nested: bc-1's seeds plus two more
-    point = {("bc", 0): out / "bc" / "point-0" / "checkpoints" / "last.ckpt"}
-    first = yaml.safe_load((out / "bc" / "point-0" / "train.yaml").read_text())
-    assert first["model"]["lr"] == 0.002  # point 0 trains at the train config's rate
-    for seed in (0, 5):
-        point["dagger", 0, seed] = point["bc", 0, seed] = point["bc", 0]
-        for method in ("bc", "dagger"):
-            for k in (1, 2):
-                run = out / method / f"seed-{seed}" / f"point-{k}"
-                point[method, k, seed] = run / "checkpoints" / "last.ckpt"
-                # every later point fine-tunes the one before it, with its chain's seed
-                train = yaml.safe_load((run / "train.yaml").read_text())
-                assert train["model"]["init_from"] == str(point[method, k - 1, seed])
-                assert train["trainer"]["max_epochs"] == 1 and train["seed_everything"] == seed
-                assert train["model"]["lr"] == 0.0005
-        dagger = json.loads((out / "data" / f"dagger-seed-{seed}" / "manifest.json").read_text())
-        assert [e.get("dagger_round") for e in dagger["episodes"]] == [None, None, 1, 1, 2, 2]
+    results = json.loads((out / "results.json").read_text())
+    points = [(r["series"], r["point"]) for r in results]
+    assert points.count(("BC", 0)) == 2 and points.count(("BC", 1)) == 2
+    assert points.count(("DAgger", 0)) == 2 and points.count(("DAgger", 1)) == 2
+    labels = {
+        (r["series"], r["point"]): r["summary"]["agent_description"]["expert_labels"]
+        for r in results
+        if r["series"]
+    }
+    assert labels["BC", 0] == 20 and labels["BC", 1] == 40  # exactly the budget
+    assert labels["DAgger", 1] == 40
+    runs = sorted((store / "points").iterdir())
+    assert len(runs) == 2 * 2 + 2  # BC's two budgets and DAgger's second, per seed
+    for run in runs:  # every point from scratch, the same steps, exactly its labels
+        train = yaml.safe_load((run / "train.yaml").read_text())
+        assert train["model"]["init_from"] is None and train["trainer"]["max_steps"] == 3
+        assert train["data"]["val_fraction"] == 0.0 and train["data"]["max_frames"] in (20, 40)
+        assert (run / "done").exists() and (run / "checkpoints" / "last.ckpt").is_file()
+    aggregates = [
+        json.loads((d / "dataset" / "manifest.json").read_text())
+        for d in (store / "dagger").iterdir()
+        if json.loads((d / "key.json").read_text())["budgets"] == [20, 40]
+    ]
+    assert len(aggregates) == 2  # one per seed
+    for dagger in aggregates:
+        rounds = [e.get("dagger_round") for e in dagger["episodes"]]
+        assert rounds[0] is None and rounds[-1] == 1 and dagger["counts"]["frames"] >= 40
         noise = [e["noise"]["std"]["steer"] for e in dagger["episodes"] if e.get("dagger_round")]
-        assert noise == [0.05] * 4  # on the rounds' executed steering only
-        # DAgger's round k is driven by the chain's point k - 1
-        drivers = {e.get("dagger_round"): e.get("policy") for e in dagger["episodes"]}
-        assert drivers[1] == str(point["dagger", 0, seed])
-        assert drivers[2] == str(point["dagger", 1, seed])
+        assert set(noise) == {0.05}  # on the rounds' executed steering only
     curve_again = driving_cli(["curve", "--config", str(path)])  # every point is there: no work
     assert curve_again.returncode == 0, curve_again.stderr[-3000:]
-    assert json.loads((out / "data" / "dagger-seed-5" / "manifest.json").read_text()) == dagger
-    assert curve_again.stdout.count("reused") == 1 + 4 * 2 + 2  # no evaluation driven again
-    fresh = driving_cli(["curve", "--config", str(path), "--fresh"])
-    assert fresh.returncode == 0, fresh.stderr[-3000:]
-    assert "reused" not in fresh.stdout  # every checkpoint evaluated again, nothing retrained
-    assert json.loads((out / "data" / "dagger-seed-5" / "manifest.json").read_text()) == dagger
+    assert curve_again.stdout.count("): reused") == 2 * 3  # no point trained again
+    assert "DAgger round" not in curve_again.stdout + curve_again.stderr
+    assert curve_again.stdout.count("(same agent, code, seeds)") == 8 + 2  # no evaluation again
+    # another recipe sharing the store: one more budget and the DART series reuse the points
+    wider = recipe | {"budgets": [20, 40, 60], "seeds": [0], "series": ["BC", "DART"]}
+    wider["out"] = str(tmp_path / "wider")
+    path.write_text(yaml.safe_dump(wider))
+    more = driving_cli(["curve", "--config", str(path)])
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert more.stdout.count("): reused") == 2  # seed 0's BC points of 20 and 40 labels
+    assert more.stdout.count("(same agent, code, seeds)") == 2 + 2  # their evaluations too
 
 
 def test_curve_bad_recipe_is_a_one_line_error(tmp_path, capsys):
@@ -209,9 +214,10 @@ def test_curve_bad_recipe_is_a_one_line_error(tmp_path, capsys):
 
     path = tmp_path / "bad.yaml"
     for text, needle in [
-        ("points: 0\n", "points"),
+        ("steps: 0\n", "steps"),
         ("pointz: 3\n", "pointz"),
-        ("finetune_lr: -1\n", "finetune_lr"),
+        ("budgets: [3000, 1000]\n", "budgets"),
+        ("series: [BC, PPO]\n", "series"),
         ("seeds: [1, 1]\n", "seeds"),
         ("dagger_noise_steer: -0.1\n", "dagger_noise_steer"),
     ]:

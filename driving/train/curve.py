@@ -1,63 +1,61 @@
-"""Learning curves of BC and DAgger against expert labels, on held-out seeds (``driving curve``).
+"""Learning curves of BC, DAgger and DART-BC against expert labels (``driving curve``).
 
 Reads a YAML recipe (see ``experiments/curve_highway.yaml``)::
 
     scenario: highway
     overrides: {}                 # scenario overrides for collection, training and evaluation
-    train_config: experiments/bc_cpu_small.yaml   # the LightningCLI config both methods share
-    expert: modular-oracle        # drives and labels the BC demonstrations
+    train_config: experiments/bc_cpu_small.yaml   # the LightningCLI config every point shares
+    expert: modular-oracle        # drives and labels the demonstrations
     dagger_expert: modular-oracle:nearest-lane   # labels DAgger's frames (see driving.train.dagger)
-    first_episodes: 10            # expert episodes of the smallest budget (BC and DAgger start)
-    episodes_per_point: 10        # expert-labelled episodes added per point of the curve
-    points: 3                     # points after the first
-    first_epochs: null            # epochs of point 0 from scratch (null: the train config's)
-    epochs_per_point: 2           # fine-tuning epochs of every later point, both methods
-    finetune_lr: null             # their learning rate (null: the train config's model.lr)
-    seeds: [0]                    # training seeds: each fine-tuned chain is repeated per seed
+    budgets: [1000, 3000, 10000]  # expert labels of each point, increasing (log-spaced)
+    steps: 2000                   # gradient steps of every point (the one training rule)
+    seeds: [0]                    # training seeds: every point is trained once per seed
+    series: [BC, DAgger, DART]    # which methods
+    dart_noise_steer: 0.02        # DART: BC on demonstrations with this steering noise
     beta0: 0.5                    # DAgger's expert-execution probability at its first round
     beta_decay: 0.5
-    noise_steer: 0.0              # DART noise of the BC demonstrations
     dagger_noise_steer: 0.0       # DART noise on DAgger rounds' executed steering (clean labels)
     episodes: 100                 # held-out evaluation episodes per checkpoint
     workers: 2
-    out: runs/curve_highway
+    out: runs/curve_highway       # the report
+    store: runs/store             # datasets, trained points and evaluations, shared by recipes
     fresh: false                  # true: evaluate every checkpoint again (driving compare --fresh)
 
-and runs, all inside ``out``:
+The training rule (issue 21): every point of every method is trained FROM SCRATCH for the
+same ``steps`` gradient steps (the train config's batch size, optimiser and schedule, the
+schedule counted in steps), on exactly its budget of expert-labelled frames (``max_frames``:
+the first frames in the canonical (seed, step) order), with no validation split and no model
+selection (the last checkpoint counts), so no method spends labels or compute another does not.
 
-1. BC datasets: ``data/bc-0`` holds the first ``first_episodes`` training seeds; ``data/bc-k``
-   is ``data/bc-(k-1)`` plus the next ``episodes_per_point`` seeds (collected once, copied).
-2. Point 0, shared by both methods: ``driving fit`` from scratch on ``data/bc-0`` for
-   ``first_epochs`` epochs (``bc/point-0``, the train config's own seed).
-3. For each training seed ``s`` of ``seeds`` (``seed_everything``: batch order, augmentation),
-   a chain of points after point 0, for each method:
+- **BC** (series ``BC``): demonstrations of ``expert`` on the training seeds in order; the point
+  of budget ``B`` trains on their first ``B`` frames.
+- **DART** (series ``DART``; Laskey et al. 2017): the same with the demonstrations' executed
+  steering perturbed by ``dart_noise_steer`` (labels stay clean).
+- **DAgger** (series ``DAgger``; Ross et al. 2011): starts from BC's point of the smallest
+  budget. Round ``k`` lets point ``k - 1``'s policy drive new training seeds (mixed with the
+  expert at rate ``beta0 * beta_decay ** (k - 1)``, steering perturbed by
+  ``dagger_noise_steer``) until the aggregate (the demonstration episodes behind the first
+  budget, then every round) holds ``budgets[k]`` frames; ``dagger_expert`` labels every frame;
+  point ``k`` is trained from scratch on the first ``budgets[k]`` frames of the aggregate.
 
-   - BC point ``k`` (``bc/seed-s/point-k``): point ``k - 1``'s weights fine-tuned on
-     ``data/bc-k`` for ``epochs_per_point`` epochs (``model.init_from``).
-   - DAgger point ``k`` (``dagger/seed-s/point-k``; Ross et al. 2011): point ``k - 1``'s policy
-     drives round ``k`` (``episodes_per_point`` new training seeds, mixed with the expert at
-     rate ``beta0 * beta_decay ** (k - 1)``, steering perturbed by ``dagger_noise_steer``),
-     ``dagger_expert`` labels every frame with its clean action, the frames
-     are appended with their provenance to ``data/dagger-seed-s`` (a copy of ``data/bc-0``),
-     and the policy is fine-tuned on the aggregate for ``epochs_per_point`` epochs. The rounds
-     use the same functions as the :class:`~driving.train.dagger.DAgger` callback of
-     ``driving fit``.
-
-4. ``driving compare`` over every checkpoint (series ``BC`` and ``DAgger``) and the modular
-   agents (reference lines) on the same held-out seeds: ``report.md`` with the curve, its table
-   and the crossover with modular-vision. The checkpoints of one series and one point (one
-   per training seed) pool their episodes into one point of the curve.
-
-The two methods get the same training at every point, from the same starting weights with the
-same schedule (the train config's, restarted per point, at ``finetune_lr`` when set); only the
-frames added differ. Each point is its run's last checkpoint (not the best on validation loss),
-so that neither method spends extra labels on model selection. The derived training configs
-are written beside the runs, so each point can be rerun alone; a curve run again skips the
-points it has, so a changed recipe needs a new ``out``.
+Everything expensive lives in ``store``, under a folder named by the digest of what decides
+it (``key.json`` beside it): demonstrations by scenario, expert and noise (grown, never
+rebuilt, when a larger budget asks for more); a trained point by its data, budget, training
+config, steps and seed; a DAgger aggregate by its first point, expert, mixture, noise and
+budgets so far; evaluations by :mod:`driving.eval_cache`'s key. So a curve is resumable point
+by point (a point is reused only once its ``done`` marker is written), and another recipe that
+shares points (more budgets, more seeds, another series) reuses them without anyone copying a
+key. Finally ``driving compare`` evaluates every point and the modular agents on the same
+held-out seeds: ``report.md`` with the curve (the points of one series and budget pool their
+training seeds' episodes), its table and the crossover with modular-vision.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +76,12 @@ from driving.train.dagger import append_round, drive_round, round_beta
 from envs.errors import UserError
 from envs.scenarios import Scenario, get_scenario
 
+SERIES = ("BC", "DAgger", "DART")
+"""The methods a curve can hold."""
+ROUND_STRIDE = 5_000
+"""Training seeds set aside per DAgger round (round ``k`` draws from
+``DAGGER_FIRST_SEED + (k - 1) * ROUND_STRIDE`` on, as many as its budget needs)."""
+
 
 @dataclass
 class CurveConfig:
@@ -88,70 +92,102 @@ class CurveConfig:
     train_config: str = "experiments/bc_cpu_small.yaml"
     expert: str = "modular-oracle"
     dagger_expert: str = "modular-oracle:nearest-lane"
-    first_episodes: int = 10
-    episodes_per_point: int = 10
-    points: int = 3
-    first_epochs: int | None = None
-    epochs_per_point: int = 2
-    finetune_lr: float | None = None
+    budgets: list[int] = field(default_factory=lambda: [1000, 3000, 10000])
+    steps: int = 2000
     seeds: list[int] = field(default_factory=lambda: [0])
+    series: list[str] = field(default_factory=lambda: ["BC", "DAgger"])
+    dart_noise_steer: float = 0.02
     beta0: float = 0.5
     beta_decay: float = 0.5
-    noise_steer: float = 0.0
     dagger_noise_steer: float = 0.0
     episodes: int = 100
     workers: int = 2
     out: str = "runs/curve_highway"
+    store: str = "runs/store"
     wandb: bool = False
     fresh: bool = False
+
+
+def _distinct_ints(value: Any, minimum: int) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in value)
+        and len(set(value)) == len(value)
+    )
 
 
 def load_curve_config(path: Path) -> CurveConfig:
     """Parse a curve recipe (a :class:`UserError` names the file and the bad key)."""
     config = CurveConfig(**load_mapping(path, CurveConfig))
-    lr = config.finetune_lr
-    if lr is not None and (not isinstance(lr, int | float) or isinstance(lr, bool) or lr <= 0):
-        raise UserError(f"config {path}: finetune_lr must be a positive number, got {lr!r}")
     require_bools(config, path, ("wandb", "fresh"))
-    for name in ("noise_steer", "dagger_noise_steer"):
+    for name in ("dart_noise_steer", "dagger_noise_steer"):
         std = getattr(config, name)
-        if not isinstance(std, int | float) or isinstance(std, bool) or std < 0:
-            raise UserError(f"config {path}: {name} must be a number >= 0, got {std!r}")
-    seeds = config.seeds
-    if (
-        not isinstance(seeds, list)
-        or not seeds
-        or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds)
-        or len(set(seeds)) != len(seeds)
-    ):
+        if not isinstance(std, int | float) or isinstance(std, bool) or not 0 <= std < 1:
+            raise UserError(f"config {path}: {name} must be a number in [0, 1), got {std!r}")
+    if not _distinct_ints(config.seeds, 0):
         raise UserError(
             f"config {path}: seeds must be a non-empty list of distinct non-negative integers, "
-            f"got {seeds!r}"
+            f"got {config.seeds!r}"
         )
-    positive = ["first_episodes", "episodes_per_point", "points", "epochs_per_point", "episodes"]
-    positive += ["workers"] if config.first_epochs is None else ["workers", "first_epochs"]
-    require_positive_ints(config, path, positive)
+    if not _distinct_ints(config.budgets, 1) or config.budgets != sorted(config.budgets):
+        raise UserError(
+            f"config {path}: budgets must be a non-empty increasing list of positive integers "
+            f"(expert labels), got {config.budgets!r}"
+        )
+    if (
+        not isinstance(config.series, list)
+        or not config.series
+        or any(s not in SERIES for s in config.series)
+        or len(set(config.series)) != len(config.series)
+    ):
+        raise UserError(
+            f"config {path}: series must be a non-empty list of distinct names among "
+            f"{list(SERIES)}, got {config.series!r}"
+        )
+    for name in ("out", "store"):
+        if not isinstance(getattr(config, name), str) or not getattr(config, name):
+            raise UserError(f"config {path}: {name} must be a folder path")
+    require_positive_ints(config, path, ["steps", "episodes", "workers"])
     return config
 
 
+class Store:
+    """Folders named by the digest of what decides their content (``key.json`` inside).
+
+    Args:
+        root: the store's folder.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def folder(self, kind: str, key: dict[str, Any]) -> Path:
+        """``root/kind/<digest of key>``, created with its ``key.json`` (a :class:`UserError`
+        when a folder of that name holds another key)."""
+        text = json.dumps(key, sort_keys=True, default=str)
+        path = self.root / kind / hashlib.sha256(text.encode()).hexdigest()[:20]
+        key_file = path / "key.json"
+        if key_file.exists():
+            if json.loads(key_file.read_text()) != json.loads(text):
+                raise UserError(f"store folder {path} holds another key; remove it")
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(key_file, json.dumps(json.loads(text), indent=1, sort_keys=True))
+        return path
+
+
 def _train_config(
-    base: dict[str, Any],
-    run: Path,
-    data: Path,
-    epochs: int,
-    init_from: Path | None,
-    seed: int | None = None,
+    base: dict[str, Any], run: Path, data: Path, steps: int, labels: int, seed: int
 ) -> dict[str, Any]:
-    """The shared training config pointed at ``data`` and ``run`` for ``epochs`` epochs, started
-    from ``init_from``'s weights (None: from scratch) with training seed ``seed`` (None: the
-    config's): a CSV logger, last-checkpoint saving, no closed-loop validation (the curve
+    """The shared training config for one point: from scratch, ``steps`` gradient steps on the
+    first ``labels`` frames of ``data`` (no validation split), training seed ``seed``, a CSV
+    logger and the last checkpoint in ``run``, no closed-loop validation (the curve
     evaluates)."""
     config = yaml.safe_load(yaml.safe_dump(base))
-    if seed is not None:
-        config["seed_everything"] = seed
+    config["seed_everything"] = seed
     trainer = config.setdefault("trainer", {})
-    trainer["max_epochs"] = epochs
-    trainer["default_root_dir"] = str(run)
+    trainer.update(max_steps=steps, max_epochs=-1, default_root_dir=str(run))
     trainer["logger"] = {
         "class_path": "lightning.pytorch.loggers.CSVLogger",
         "init_args": {"save_dir": str(run), "name": "logs"},
@@ -167,172 +203,217 @@ def _train_config(
             },
         }
     ]
-    config.setdefault("model", {})["init_from"] = None if init_from is None else str(init_from)
-    config.setdefault("data", {})["root"] = str(data)
+    config.setdefault("model", {})["init_from"] = None
+    config.setdefault("data", {}).update(root=str(data), val_fraction=0.0, max_frames=labels)
     return config
 
 
-def _finetune_config(
-    config: CurveConfig, base: dict[str, Any], run: Path, data: Path, previous: Path, seed: int
-) -> dict[str, Any]:
-    """The training config of a point after point 0: ``previous`` fine-tuned on ``data`` for
-    ``epochs_per_point`` epochs with training seed ``seed`` (at ``finetune_lr`` if set)."""
-    train = _train_config(base, run, data, config.epochs_per_point, previous, seed)
-    if config.finetune_lr is not None:
-        train["model"]["lr"] = float(config.finetune_lr)
-    return train
-
-
-def _fit(config: dict[str, Any], path: Path) -> None:
-    """Write the training config ``config`` to ``path`` (so the point can be rerun alone with
-    ``driving fit --config``), then train from it in this process."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, yaml.safe_dump(config, sort_keys=False))
-    fit(config)
-
-
-def _grow_datasets(config: CurveConfig, scenario: Scenario, data: Path) -> list[Path]:
-    """``data/bc-0 .. bc-points``: nested expert datasets (each the previous plus new seeds)."""
-    noise = DartNoise.from_settings(scenario.action, config.noise_steer, 0.0)
-    seeds = scenario.train_seeds.first(
-        config.first_episodes + config.points * config.episodes_per_point
-    )
-    expert = make_agent(config.expert, scenario)
-    description = {"agent": config.expert, "expert": config.expert, "curve": True}
-    roots = []
-    for k in range(config.points + 1):
-        root = data / f"bc-{k}"
-        upto = config.first_episodes + k * config.episodes_per_point
-        if not root.exists():
-            if k == 0:
-                DatasetWriter.create(
-                    root,
-                    scenario,
-                    description,
-                    seeds[:upto],
-                    {"noise": noise.to_dict() if noise else None},
-                )
-            else:
-                copy_tree(roots[-1], root)
-                DatasetWriter.open(root).request_seeds(
-                    seeds[upto - config.episodes_per_point : upto]
-                )
-        writer = DatasetWriter.open(root)
-        if writer.missing_seeds():
-            collect(writer, expert, mixer=noise, workers=config.workers, progress=f"collect bc-{k}")
-        roots.append(root)
-    return roots
-
-
-def _point_zero(config: CurveConfig, base: dict[str, Any], first: Path, out: Path) -> Path:
-    """Train point 0 (both methods' start) from scratch on ``first``; return its checkpoint."""
-    run = out / "bc" / "point-0"
+def _trained_point(
+    store: Store,
+    base: dict[str, Any],
+    data: Path,
+    data_key: dict[str, Any],
+    labels: int,
+    steps: int,
+    seed: int,
+) -> Path:
+    """The last checkpoint of the point trained on the first ``labels`` frames of ``data``
+    (whose content ``data_key`` decides): reused when done, else trained from scratch."""
+    recipe = _train_config(base, Path("RUN"), Path("DATA"), steps, labels, seed)
+    run = store.folder("points", {"data": data_key, "train": recipe})
     ckpt = run / "checkpoints" / "last.ckpt"
-    if not ckpt.exists():
-        _fit(_train_config(base, run, first, _first_epochs(config, base), None), run / "train.yaml")
+    if (run / "done").exists():
+        print(f"point {run.name} ({labels} labels, seed {seed}): reused")
+        return ckpt
+    for stale in ("checkpoints", "logs"):  # a run cut short starts again
+        shutil.rmtree(run / stale, ignore_errors=True)
+    config = _train_config(base, run, data, steps, labels, seed)
+    atomic_write_text(run / "train.yaml", yaml.safe_dump(config, sort_keys=False))
+    fit(config)
+    atomic_write_text(run / "done", f"{labels} labels, {steps} steps, seed {seed}\n")
     return ckpt
 
 
-def _bc_points(
-    config: CurveConfig,
-    base: dict[str, Any],
-    roots: list[Path],
-    start: Path,
-    seed: int,
-    out: Path,
-) -> list[Path]:
-    """BC's points 1..``points`` for training seed ``seed``: point ``k`` fine-tunes point
-    ``k - 1`` (point 0: ``start``) on ``roots[k]``; return their last checkpoints."""
-    checkpoints: list[Path] = []
-    previous = start
-    for k in range(1, config.points + 1):
-        run = out / "bc" / f"seed-{seed}" / f"point-{k}"
-        ckpt = run / "checkpoints" / "last.ckpt"
-        if not ckpt.exists():
-            _fit(_finetune_config(config, base, run, roots[k], previous, seed), run / "train.yaml")
-        checkpoints.append(ckpt)
-        previous = ckpt
-    return checkpoints
+def _frames(root: Path) -> tuple[int, int]:
+    counts = read_manifest(root)["counts"]
+    return int(counts["episodes"]), int(counts["frames"])
 
 
-def _dagger_points(
+def _demonstrations(
+    config: CurveConfig, store: Store, scenario: Scenario, noise: DartNoise | None
+) -> tuple[Path, dict[str, Any]]:
+    """The expert's demonstrations on the training seeds in order, holding at least the largest
+    budget's frames (grown when a recipe asks for more); the dataset and its key."""
+    key = {
+        "kind": "demonstrations",
+        "scenario": scenario.to_dict(),
+        "expert": config.expert,
+        "noise": noise.to_dict() if noise else None,
+    }
+    root = store.folder("data", key) / "dataset"
+    expert = make_agent(config.expert, scenario)
+    need = config.budgets[-1]
+    if not (root / "manifest.json").exists():
+        seeds = scenario.train_seeds.first(math.ceil(need / scenario.steps_per_episode))
+        description = {"agent": config.expert, "expert": config.expert, "curve": True}
+        DatasetWriter.create(root, scenario, description, seeds, {"noise": key["noise"]})
+    while True:
+        writer = DatasetWriter.open(root)
+        if writer.missing_seeds():
+            collect(writer, expert, mixer=noise, workers=config.workers, progress="collect")
+        episodes, frames = _frames(root)
+        if frames >= need:
+            return root, key
+        more = math.ceil((need - frames) / max(1.0, frames / episodes)) + 1
+        requested = len(writer.requested_seeds())
+        writer.request_seeds(scenario.train_seeds.first(requested + more)[requested:])
+        del writer  # releases the writer lock before the next open
+
+
+def _dagger_chain(
     config: CurveConfig,
+    store: Store,
     base: dict[str, Any],
     scenario: Scenario,
-    first: Path,
+    demos: Path,
     start: Path,
+    start_key: dict[str, Any],
     seed: int,
-    out: Path,
 ) -> list[Path]:
-    """DAgger's points 1..``points`` for training seed ``seed``: point ``k`` drives round ``k``
-    with point ``k - 1``'s policy (point 0: ``start``, BC's), appends the expert-labelled
-    frames to a copy of the first dataset ``first``, and fine-tunes that policy on the
-    aggregate."""
-    data = out / "data" / f"dagger-seed-{seed}"
-    if not data.exists():
-        copy_tree(first, data)
+    """DAgger's points for training seed ``seed`` (see the module docstring): the checkpoint
+    of every budget after the first, the first being ``start`` (BC's)."""
     noise = DartNoise.from_settings(scenario.action, config.dagger_noise_steer, 0.0)
-    checkpoints: list[Path] = []
-    previous = start
-    for k in range(1, config.points + 1):
-        run = out / "dagger" / f"seed-{seed}" / f"point-{k}"
-        ckpt = run / "checkpoints" / "last.ckpt"
-        if not ckpt.exists():
-            seeds = round_seeds(
-                scenario.train_seeds, DAGGER_FIRST_SEED, config.episodes_per_point, k
-            )
-            done = set(read_manifest(data)["seeds"]["done"])
-            todo = [s for s in seeds if s not in done]  # a resumed curve keeps what it drove
-            beta = round_beta(config.beta0, config.beta_decay, k)
-            if todo:
-                episodes = drive_round(
-                    make_agent(AgentSpec("cnn", str(previous)), scenario),
-                    scenario,
-                    todo,
-                    round_=k,
-                    beta=beta,
-                    expert=config.dagger_expert,
-                    workers=config.workers,
-                    noise=noise,
-                )
-                append_round(
-                    data, [episodes], round_=k, beta=beta, policy_path=previous, noise=noise
-                )
-            _fit(_finetune_config(config, base, run, data, previous, seed), run / "train.yaml")
-        checkpoints.append(ckpt)
-        previous = ckpt
+    chain = {
+        "kind": "dagger",
+        "start": start_key,
+        "expert": config.dagger_expert,
+        "beta0": config.beta0,
+        "beta_decay": config.beta_decay,
+        "noise": noise.to_dict() if noise else None,
+    }
+    first = _demonstration_prefix(config, store, scenario, demos, chain)
+    checkpoints, previous, data = [], start, first
+    for k, budget in enumerate(config.budgets[1:], start=1):
+        key = {**chain, "budgets": config.budgets[: k + 1]}
+        folder = store.folder("dagger", key)
+        aggregate = folder / "dataset"
+        if not (folder / "done").exists():
+            if not aggregate.exists():
+                copy_tree(data, aggregate)
+            _drive_until(config, scenario, aggregate, previous, k, budget, noise)
+            atomic_write_text(folder / "done", f"round {k}: {budget} labels\n")
+        previous = _trained_point(store, base, aggregate, key, budget, config.steps, seed)
+        checkpoints.append(previous)
+        data = aggregate
     return checkpoints
 
 
-def _first_epochs(config: CurveConfig, base: dict[str, Any]) -> int:
-    """Training epochs of point 0, from scratch: ``first_epochs``, else the train config's."""
-    if config.first_epochs is not None:
-        return config.first_epochs
-    return int((base.get("trainer") or {}).get("max_epochs") or config.epochs_per_point)
+def _demonstration_prefix(
+    config: CurveConfig, store: Store, scenario: Scenario, demos: Path, chain: dict[str, Any]
+) -> Path:
+    """A dataset of the demonstration episodes behind the first budget (whole episodes, driven
+    again: each is fixed by its seed), where a DAgger aggregate starts."""
+    key = {**chain, "budgets": config.budgets[:1]}
+    folder = store.folder("dagger", key)
+    root = folder / "dataset"
+    if (folder / "done").exists():
+        return root
+    manifest = read_manifest(demos)
+    seeds, frames = [], 0
+    for record in sorted(manifest["episodes"], key=lambda r: r["seed"]):
+        if frames >= config.budgets[0]:
+            break
+        seeds.append(int(record["seed"]))
+        frames += int(record["steps"])
+    if not (root / "manifest.json").exists():
+        description = {"agent": config.expert, "expert": config.expert, "curve": True}
+        DatasetWriter.create(root, scenario, description, seeds, {"noise": None})
+    writer = DatasetWriter.open(root)
+    collect(writer, make_agent(config.expert, scenario), workers=config.workers)
+    del writer
+    atomic_write_text(folder / "done", f"{len(seeds)} demonstration episodes\n")
+    return root
+
+
+def _drive_until(
+    config: CurveConfig,
+    scenario: Scenario,
+    aggregate: Path,
+    policy: Path,
+    round_: int,
+    budget: int,
+    noise: DartNoise | None,
+) -> None:
+    """Let ``policy`` drive round ``round_`` on new training seeds until ``aggregate`` holds
+    ``budget`` frames, each labelled by the DAgger expert (resumable: seeds done are kept)."""
+    beta = round_beta(config.beta0, config.beta_decay, round_)
+    pool = round_seeds(scenario.train_seeds, DAGGER_FIRST_SEED, ROUND_STRIDE, round_)
+    while True:
+        manifest = read_manifest(aggregate)
+        frames = int(manifest["counts"]["frames"])
+        if frames >= budget:
+            return
+        done = set(manifest["seeds"]["done"])
+        fresh = [s for s in pool if s not in done]
+        per_episode = scenario.steps_per_episode / 2  # a policy may end episodes early
+        todo = fresh[: math.ceil((budget - frames) / per_episode)]
+        if not todo:
+            raise UserError(f"DAgger round {round_} ran out of its {ROUND_STRIDE} seeds")
+        episodes = drive_round(
+            make_agent(AgentSpec("cnn", str(policy)), scenario),
+            scenario,
+            todo,
+            round_=round_,
+            beta=beta,
+            expert=config.dagger_expert,
+            workers=config.workers,
+            noise=noise,
+        )
+        append_round(
+            aggregate, [episodes], round_=round_, beta=beta, policy_path=policy, noise=noise
+        )
 
 
 def run_curve(config: CurveConfig, command: str) -> Path:
-    """Collect, train both methods, evaluate every checkpoint; return the report path."""
+    """Collect, train every method's points, evaluate every checkpoint; return the report."""
     started = time.perf_counter()
-    out = Path(config.out)
+    out, store = Path(config.out), Store(Path(config.store))
     scenario = get_scenario(config.scenario).with_overrides(config.overrides)
     try:
         base = yaml.safe_load(Path(config.train_config).read_text())
     except OSError as exc:
         raise UserError(f"cannot read train_config {config.train_config}: {exc.strerror}") from None
-    roots = _grow_datasets(config, scenario, out / "data")
-    start = _point_zero(config, base, roots[0], out)
-    chains = [("BC", _bc_points(config, base, roots, start, seed, out)) for seed in config.seeds]
-    chains += [
-        ("DAgger", _dagger_points(config, base, scenario, roots[0], start, seed, out))
-        for seed in config.seeds
-    ]
-    entries = [AgentEntry(AgentSpec("cnn", str(start)), "BC", 0)]
-    for series, checkpoints in chains:  # a point pools its seeds' runs, whatever their labels
-        entries += [
-            AgentEntry(AgentSpec("cnn", str(ckpt)), series, k)
-            for k, ckpt in enumerate(checkpoints, start=1)
+    clean = _demonstrations(config, store, scenario, None)
+    entries: list[AgentEntry] = []
+
+    def add(series: str, checkpoints: list[Path], first: int = 0) -> None:
+        entries.extend(
+            AgentEntry(AgentSpec("cnn", str(ckpt)), series, first + i)
+            for i, ckpt in enumerate(checkpoints)
+        )
+
+    for seed in config.seeds:
+        bc = [
+            _trained_point(store, base, clean[0], clean[1], b, config.steps, seed)
+            for b in (config.budgets if "BC" in config.series else config.budgets[:1])
         ]
+        if "BC" in config.series:
+            add("BC", bc)
+        if "DAgger" in config.series:
+            start_key = {"data": clean[1], "labels": config.budgets[0], "seed": seed}
+            chain = _dagger_chain(config, store, base, scenario, clean[0], bc[0], start_key, seed)
+            add("DAgger", [bc[0], *chain])
+    if "DART" in config.series:
+        noise = DartNoise.from_settings(scenario.action, config.dart_noise_steer, 0.0)
+        noisy = _demonstrations(config, store, scenario, noise)
+        for seed in config.seeds:
+            add(
+                "DART",
+                [
+                    _trained_point(store, base, noisy[0], noisy[1], b, config.steps, seed)
+                    for b in config.budgets
+                ],
+            )
     compare = CompareConfig(
         agents=[
             *entries,
@@ -344,9 +425,10 @@ def run_curve(config: CurveConfig, command: str) -> Path:
         episodes=config.episodes,
         workers=config.workers,
         out=str(out),
+        evaluations=str(store.root / "evaluations"),
         wandb=config.wandb,
         fresh=config.fresh,
-        title=f"BC vs DAgger learning curves on {config.scenario}",
+        title=f"BC, DAgger and DART learning curves on {config.scenario}",
     )
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "compare.yaml", yaml.safe_dump(compare.to_dict(), sort_keys=False))

@@ -109,8 +109,9 @@ class DemoDataModule(pl.LightningDataModule):
         noise_std: std of Gaussian pixel noise on training images [gray levels] (0: off).
         mirror_prob: probability of mirroring a training image across the road's axis (rows
             flipped) with its steering label negated (0: off).
-        max_frames: use at most this many training frames (whole episodes, lowest seeds
-            first), for data-size studies; None: all.
+        max_frames: use at most this many training frames (the first in the canonical
+            (seed, step) order), for data-size studies; None: all. The checkpoint's
+            ``expert_labels`` counts the labels used (training and validation frames).
         brake_threshold: a training frame whose normalised acceleration label is below this
             counts as braking (-0.1 is -0.5 m/s²).
         brake_weight: how many times more often braking frames are drawn than the others
@@ -179,7 +180,7 @@ class DemoDataModule(pl.LightningDataModule):
         self.train_rows = train[labelled[train]]
         self.val_rows = self.data.indices(val_seeds)
         self.val_rows = self.val_rows[labelled[self.val_rows]]
-        self.expert_labels = int(labelled.sum())
+        self.expert_labels = len(self.train_rows) + len(self.val_rows)  # the labels it uses
         self.train_seeds, self.val_seeds = train_seeds, val_seeds
 
     @property
