@@ -30,6 +30,7 @@ from driving.rollout import Episode, iter_episodes
 from driving.seeds import training_seeds
 from driving.workers import WorkerFailure
 from envs.errors import RunError, UserError
+from envs.nuisances import scenario_nuisances
 from envs.scenarios import Scenario, get_scenario
 
 
@@ -120,6 +121,9 @@ class CollectRequest:
         shard_episodes: episodes per shard.
         fast: the accelerated simulation (None: the project default).
         progress: show a progress bar.
+        with_nuisance: allow a scenario whose overrides hold a sensor nuisance (refused
+            otherwise, so corrupted pixels never reach training data unasked); the dataset's
+            manifest records it with the scenario's overrides.
     """
 
     out: Path
@@ -136,6 +140,7 @@ class CollectRequest:
     shard_episodes: int = 8
     fast: bool | None = None
     progress: bool = True
+    with_nuisance: bool = False
 
 
 def _plan_new(args: CollectRequest) -> tuple[Scenario, list[int], dict[str, Any]]:
@@ -143,6 +148,13 @@ def _plan_new(args: CollectRequest) -> tuple[Scenario, list[int], dict[str, Any]
     if args.agent is None:
         raise UserError("give --agent (e.g. modular-oracle)")
     scenario = get_scenario(args.scenario or "highway").with_overrides(args.overrides or {})
+    nuisances = scenario_nuisances(scenario.overrides)
+    if nuisances and not args.with_nuisance:
+        listed = ", ".join(str(n) for n in nuisances)
+        raise UserError(
+            f"the overrides add a sensor nuisance ({listed}) to the training frames; "
+            "pass --with-nuisance if that is meant"
+        )
     seeds = training_seeds(scenario, args.episodes, args.seeds)
     noise = DartNoise.from_settings(scenario.action, args.noise_steer or 0.0, args.noise_accel or 0)
     out = Path(args.out)

@@ -7,12 +7,17 @@
   on it: ``detections`` (boxes), ``reference_path`` (a line) and ``saliency`` (a heat map),
   all in the observation's geometry (ego frame metres -> pixels with the observation's scaling
   and centring);
-- a text panel: step, seed, the action taken, the expert's action for the same frame, the
-  decision and target speed when the agent explains them.
+- a text panel: step, seed, the action taken, the expert's action for the same frame, any
+  ``notes`` (e.g. the sensor nuisances the observation went through), the decision and target
+  speed when the agent explains them.
+
+The inset is the observation the agent was given, so it shows the scenario's sensor nuisances
+(:mod:`envs.nuisances`); the simulator's picture above it is clean.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import cv2
@@ -125,6 +130,7 @@ def compose_view(
     title: str,
     step: int,
     seed: int,
+    notes: Sequence[str] = (),
 ) -> np.ndarray:
     """One watch frame ``(H, W, 3)`` uint8 RGB (see the module docstring)."""
     inset = draw_inset(obs, spec, explanation)
@@ -133,6 +139,7 @@ def compose_view(
         f"seed {seed}  step {step}",
         f"action: {_fmt(action, action_names)}",
         f"expert: {_fmt(expert_action, action_names)}",
+        *notes,
     ]
     for key in ("decision", "target_speed", "target_lane"):
         if key in explanation:

@@ -3,7 +3,9 @@
 The view (see :mod:`driving.overlay`) shows highway-env's rendering of the scene, the agent's
 own pixels with its ``explain()`` drawn on them (detections and reference path of the modular
 agent, the saliency map of the CNN), the action taken and the expert's action for the same
-frame. Live keys: space pauses, ``n`` steps one decision while paused, ``r`` restarts the
+frame. The agent's pixels are its observation as given, the scenario's sensor nuisances
+(:mod:`envs.nuisances`) included and named in the text panel; the simulator's rendering is
+clean. Live keys: space pauses, ``n`` steps one decision while paused, ``r`` restarts the
 episode, ``q`` or Esc quits; the window tells the rollout loop through a
 :class:`~driving.rollout.Signal`. Recording renders the same view headless into an mp4.
 """
@@ -26,6 +28,7 @@ from driving.overlay import compose_view
 from driving.rollout import Signal, StepEvent, iter_episodes
 from driving.video import write_video
 from envs.errors import UserError
+from envs.nuisances import scenario_nuisances
 from envs.scenarios import Scenario, get_scenario
 
 
@@ -106,6 +109,8 @@ def watch(
     ``snapshot``: with a live window, save what the window shows at the end as a PNG.
     """
     fps = fps or float(scenario.policy_frequency)
+    nuisances = scenario_nuisances(scenario.overrides)
+    notes = [f"nuisance: {', '.join(str(n) for n in nuisances)}"] if nuisances else []
     frames: list[np.ndarray] = []
     window = None if record else LiveWindow(fps, f"driving watch: {agent.name}")
 
@@ -121,6 +126,7 @@ def watch(
             title=f"{agent.name} on {scenario.name}",
             step=event.step,
             seed=event.seed,
+            notes=notes,
         )
         if window is None:
             frames.append(view)

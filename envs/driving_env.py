@@ -4,7 +4,8 @@
 reshapes its interface into the project's contract:
 
 - observation: ``uint8`` ``(channels, height, width)`` stack of bird's-eye frames (see
-  :class:`~envs.spec.ObservationSpec`);
+  :class:`~envs.spec.ObservationSpec`), passed through the scenario's sensor nuisances when its
+  overrides ask for them (:mod:`envs.nuisances`; the pixels only, never ``info``);
 - action: ``float32`` normalised controls in [-1, 1] (see :class:`~envs.spec.ActionSpec`);
 - ``info`` at reset and at every step: ``"scene"`` (:class:`~envs.scene.Scene`, ground truth for
   oracles only), ``"metrics"`` (dict of floats, see :func:`~envs.scene.step_metrics`),
@@ -27,6 +28,7 @@ from highway_env.envs.common.action import action_factory
 
 from envs.errors import UserError
 from envs.idm_hint import IdmShadow
+from envs.nuisances import SensorNuisances, scenario_nuisances
 from envs.rgb_observation import RGBStackObservation
 from envs.scenarios import Scenario, get_scenario, highway_env_entry_class
 from envs.scene import extract_scene, step_metrics
@@ -116,6 +118,10 @@ class DrivingEnv(gymnasium.Env):
         self.action_space = spaces.Box(-1.0, 1.0, (act_spec.size,), dtype=np.float32)
         self._shadow: IdmShadow | None = None
         self._steps = 0
+        nuisances = scenario_nuisances(self.scenario.overrides)
+        self.nuisances = (
+            SensorNuisances(nuisances, obs_spec.channels // obs_spec.stack) if nuisances else None
+        )
 
     # -- gymnasium API -------------------------------------------------------------------------
     def reset(
@@ -125,7 +131,12 @@ class DrivingEnv(gymnasium.Env):
         raw, _ = self.sim.reset(seed=seed)
         self._steps = 0
         self._shadow = IdmShadow(self.sim, self.scenario.dt) if self.idm_hint else None
-        return self._observation(raw), self._info(np.zeros(2, dtype=np.float32), {})
+        obs = self._observation(raw)
+        if self.nuisances is not None:
+            # the episode seed keys the nuisances' draws; an unseeded reset draws one
+            episode_seed = seed if seed is not None else int(self.np_random.integers(2**31))
+            obs = self.nuisances.reset(obs, episode_seed)
+        return obs, self._info(np.zeros(2, dtype=np.float32), {})
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         applied = self._applied_action(action)
@@ -133,7 +144,10 @@ class DrivingEnv(gymnasium.Env):
         self._steps += 1
         truncated = bool(truncated) or self._steps >= self.scenario.steps_per_episode
         info = self._info(applied, sim_info.get("rewards", {}))
-        return self._observation(raw), float(reward), bool(terminated), truncated, info
+        obs = self._observation(raw)
+        if self.nuisances is not None:
+            obs = self.nuisances.step(obs)
+        return obs, float(reward), bool(terminated), truncated, info
 
     def render(self) -> np.ndarray | None:
         """The simulator's view (``rgb_array``: ``(H, W, 3)`` uint8) or the live window."""

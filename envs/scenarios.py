@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from envs.errors import UserError, unknown_choice
+from envs.nuisances import parse_nuisances
 from envs.spec import GRAY_WEIGHTS, ActionSpec, ObservationSpec
 
 
@@ -160,7 +161,8 @@ class Scenario:
         ``overrides`` maps any highway-env config key of this scenario's env to a value of the
         same type, plus ``duration``, ``policy_frequency``, ``simulation_frequency``, and the
         nested mappings ``observation`` (fields of :class:`ObservationSpec`) and ``action``
-        (fields of :class:`ActionSpec`). Unknown keys and wrongly typed values are a
+        (fields of :class:`ActionSpec`), and ``nuisance`` (sensor nuisances on the pixels, see
+        :mod:`envs.nuisances`). Unknown keys and wrongly typed values are a
         :class:`UserError` naming the valid choices. The overrides are recorded in
         ``self.overrides`` (merged with earlier ones).
         """
@@ -179,6 +181,8 @@ class Scenario:
             elif key == "action":
                 merged = {**self.action.to_dict(), **_mapping(key, value)}
                 changes["action"] = ActionSpec.from_dict(merged)
+            elif key == "nuisance":
+                parse_nuisances(value)  # checked here, applied by DrivingEnv (envs.nuisances)
             elif key in ("duration",):
                 changes[key] = _positive_number(key, value)
             elif key in ("policy_frequency", "simulation_frequency"):
@@ -193,6 +197,7 @@ class Scenario:
                     "duration",
                     "policy_frequency",
                     "simulation_frequency",
+                    "nuisance",
                 ]
                 raise unknown_choice(f"config key for scenario {self.name!r}", key, valid)
         sim, pol = (

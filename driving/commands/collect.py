@@ -63,6 +63,12 @@ def build_parser() -> ArgumentParser:
     parser.add_argument(
         "--resume", action="store_true", help="finish an interrupted collection in --out"
     )
+    parser.add_argument(
+        "--with-nuisance",
+        action="store_true",
+        help="allow a sensor nuisance in --overrides (refused otherwise: it would corrupt the "
+        "training frames); recorded in the manifest with the overrides",
+    )
     add_fast_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -90,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             shard_episodes=args.shard_episodes,
             fast=args.fast,
             progress=not args.quiet,
+            with_nuisance=args.with_nuisance,
         )
     )
     if result.episodes == 0 and args.resume:
