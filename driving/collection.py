@@ -30,7 +30,7 @@ from driving.rollout import Episode, iter_episodes
 from driving.seeds import training_seeds
 from driving.workers import WorkerFailure
 from envs.errors import RunError, UserError
-from envs.nuisances import scenario_nuisances
+from envs.nuisances import refuse_in_training
 from envs.scenarios import Scenario, get_scenario
 
 
@@ -148,13 +148,9 @@ def _plan_new(args: CollectRequest) -> tuple[Scenario, list[int], dict[str, Any]
     if args.agent is None:
         raise UserError("give --agent (e.g. modular-oracle)")
     scenario = get_scenario(args.scenario or "highway").with_overrides(args.overrides or {})
-    nuisances = scenario_nuisances(scenario.overrides)
-    if nuisances and not args.with_nuisance:
-        listed = ", ".join(str(n) for n in nuisances)
-        raise UserError(
-            f"the overrides add a sensor nuisance ({listed}) to the training frames; "
-            "pass --with-nuisance if that is meant"
-        )
+    refuse_in_training(
+        scenario.overrides, args.with_nuisance, "pass --with-nuisance if that is meant"
+    )
     seeds = training_seeds(scenario, args.episodes, args.seeds)
     noise = DartNoise.from_settings(scenario.action, args.noise_steer or 0.0, args.noise_accel or 0)
     out = Path(args.out)

@@ -155,6 +155,18 @@ def scenario_nuisances(overrides: dict[str, Any]) -> tuple[Nuisance, ...]:
     return parse_nuisances(overrides.get("nuisance"))
 
 
+def refuse_in_training(overrides: dict[str, Any], allowed: bool, how_to_allow: str) -> None:
+    """The one rule for every path into training data (collection, DAgger rounds, curves):
+    a nuisance in ``overrides`` is a :class:`UserError` unless ``allowed`` (the user asked
+    for it, as ``how_to_allow`` says), so corrupted pixels never reach training data unasked."""
+    nuisances = scenario_nuisances(overrides)
+    if nuisances and not allowed:
+        listed = ", ".join(str(n) for n in nuisances)
+        raise UserError(
+            f"the overrides add a sensor nuisance ({listed}) to the training frames; {how_to_allow}"
+        )
+
+
 # -- the kinds, one captured frame at a time --------------------------------------------------
 
 

@@ -220,6 +220,7 @@ def test_curve_bad_recipe_is_a_one_line_error(tmp_path, capsys):
         ("series: [BC, PPO]\n", "series"),
         ("seeds: [1, 1]\n", "seeds"),
         ("dagger_noise_steer: -0.1\n", "dagger_noise_steer"),
+        ("overrides: {nuisance: {kind: blur, severity: 1}}\n", "nuisance"),
     ]:
         path.write_text(text)
         assert main(["curve", "--config", str(path)]) == 2, text

@@ -248,3 +248,12 @@ def test_watch_shows_the_corrupted_observation_under_the_clean_simulator_view(mo
     height, width = 64 * 3, 160 * 3  # the inset: the observation enlarged 3x
     inset = (slice(sim_height, sim_height + height), slice(0, width))
     assert _mad(clean_view[inset], blotched_view[inset]) > 1.0
+
+
+def test_dagger_rounds_refuse_a_nuisance_unless_asked():
+    from driving.train.dagger import DAgger
+
+    blur = {"nuisance": {"kind": "blur", "severity": 1}}
+    with pytest.raises(UserError, match="with_nuisance"):
+        DAgger(overrides=blur)
+    assert DAgger(overrides=blur, with_nuisance=True).overrides == blur

@@ -74,6 +74,7 @@ from driving.seeds import DAGGER_FIRST_SEED, round_seeds
 from driving.train.cli import fit
 from driving.train.dagger import append_round, drive_round, round_beta
 from envs.errors import UserError
+from envs.nuisances import refuse_in_training
 from envs.scenarios import Scenario, get_scenario
 
 SERIES = ("BC", "DAgger", "DART")
@@ -149,6 +150,12 @@ def load_curve_config(path: Path) -> CurveConfig:
         if not isinstance(getattr(config, name), str) or not getattr(config, name):
             raise UserError(f"config {path}: {name} must be a folder path")
     require_positive_ints(config, path, ["steps", "episodes", "workers"])
+    refuse_in_training(
+        config.overrides if isinstance(config.overrides, dict) else {},
+        False,
+        "a curve trains and evaluates on one scenario: measure nuisances with a comparison's "
+        "shifts",
+    )
     return config
 
 

@@ -55,6 +55,7 @@ from driving.mixers import BetaMixture, DartNoise
 from driving.rollout import Episode, iter_episodes
 from driving.seeds import DAGGER_FIRST_SEED, round_seeds
 from envs.errors import UserError
+from envs.nuisances import refuse_in_training
 from envs.scenarios import Scenario, SeedRange
 
 
@@ -151,6 +152,8 @@ class DAgger(pl.Callback):
             (None: no budget besides ``rounds``).
         noise_steer: standard deviation of the Gaussian noise on the rounds' executed steering,
             in normalised action units (0: none; see :class:`~driving.mixers.BetaMixture`).
+        with_nuisance: allow a sensor nuisance in ``overrides`` (its frames join the training
+            data; refused otherwise, as by ``driving collect``).
     """
 
     def __init__(
@@ -166,7 +169,10 @@ class DAgger(pl.Callback):
         overrides: dict[str, Any] | None = None,
         max_expert_labels: int | None = None,
         noise_steer: float = 0.0,
+        with_nuisance: bool = False,
     ) -> None:
+        allow = "set DAgger's with_nuisance: true if that is meant"
+        refuse_in_training(dict(overrides or {}), with_nuisance, allow)
         if min(rounds, every_n_epochs, episodes_per_round, workers) < 1:
             raise UserError("rounds, every_n_epochs, episodes_per_round and workers must be >= 1")
         if not (0.0 <= beta0 <= 1.0 and 0.0 <= beta_decay <= 1.0):
