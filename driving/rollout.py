@@ -217,6 +217,9 @@ def iter_episodes(
                     counter.skipped()
                 queue.give_back(failure.interrupted)  # run again from their start
                 continue
+            except KeyboardInterrupt:  # Ctrl-C, SIGTERM: stop the workers now, do not wait on them
+                broken = True
+                raise
             finally:
                 close_vector_env(vec, broken)
             if signal is Signal.STOP:

@@ -6,18 +6,23 @@ environment with the seed it chooses. Every call into a vector env goes through
 :func:`guarded`, the one place where an exception from a worker (a crash, a kill, an error in
 the simulator) becomes a :class:`WorkerFailure` naming the episodes it cost.
 
+Workers ignore SIGINT: a Ctrl-C reaches the whole process group, and the main process alone
+decides what stops (it terminates its workers on the way out), so no worker prints a traceback.
+
 Scripts that use more than one worker need an ``if __name__ == "__main__":`` guard.
 """
 
 from __future__ import annotations
 
 import functools
+import signal
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import gymnasium
 import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
+from gymnasium.vector.async_vector_env import _async_worker
 
 import envs
 from envs.scenarios import Scenario
@@ -61,7 +66,17 @@ def make_vector_env(
     fns = [make] * n
     if in_process:
         return SyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED, copy=False)
-    return AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED, copy=False)
+    return AsyncVectorEnv(
+        fns, autoreset_mode=AutoresetMode.DISABLED, copy=False, worker=_quiet_worker
+    )
+
+
+def _quiet_worker(*args: Any) -> None:
+    """gymnasium's worker loop with SIGINT ignored and SIGTERM at its default (a forked worker
+    inherits the parent's handlers): stopping is the parent's call, see the module docstring."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _async_worker(*args)
 
 
 def unbatch_info(info: dict[str, Any], n: int) -> list[dict[str, Any]]:
