@@ -12,7 +12,7 @@ A checkpoint is a ``torch.save`` file holding only primitives and tensors, loada
 - ``"state_dict"``: the network's weights under the prefix ``network.``.
 
 :func:`load_policy` turns every way a file can be wrong (missing, truncated, a pickle payload,
-no policy record, a spec that does not match the scenario) into a one-line
+no policy record, a spec or control frequency that does not match the scenario) into a one-line
 :class:`~envs.errors.UserError` naming the file.
 """
 
@@ -91,7 +91,15 @@ class PolicyCheckpoint:
     epoch: int = 0
 
     def check_scenario(self, scenario: Scenario) -> None:
-        """A :class:`UserError` unless ``scenario`` has the observation and action specs."""
+        """A :class:`UserError` unless ``scenario`` has the observation and action specs and
+        the control frequency (decisions per second, ``1 / dt``) the network was trained on."""
+        trained = (self.record.get("scenario") or {}).get("policy_frequency")
+        if trained is not None and trained != scenario.policy_frequency:
+            raise UserError(
+                f"checkpoint {self.path} was trained at {trained} decisions/s (dt "
+                f"{1 / trained:.3g} s) but scenario {scenario.name!r} decides at "
+                f"{scenario.policy_frequency}/s (dt {scenario.dt:.3g} s)"
+            )
         if scenario.observation != self.observation:
             raise UserError(
                 f"checkpoint {self.path} was trained on observations {self.observation.to_dict()}"
@@ -116,11 +124,23 @@ class PolicyCheckpoint:
         return network.to(device).eval()
 
 
+def check_checkpoint_file(path: str | Path) -> Path:
+    """``path`` if it is a file in ``torch.save``'s format (a zip archive, whole), else a
+    :class:`UserError` saying what it is instead (missing, a folder, truncated or not a
+    checkpoint at all). Reads only the archive's directory: cheap for any size."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"checkpoint {path} not found")
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} is not a file")
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"checkpoint {path} is truncated or not a checkpoint (no torch.save zip)")
+    return path
+
+
 def load_policy(path: str | Path, map_location: str | torch.device = "cpu") -> PolicyCheckpoint:
     """Read a checkpoint written by ``driving fit`` or ``save_policy`` (never unpickles)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} not found")
+    path = check_checkpoint_file(path)
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:

@@ -38,7 +38,7 @@ from agents.registry import AgentSpec, make_agent
 from driving.configs import load_mapping, require_bools, require_positive_ints
 from driving.eval_cache import cached_evaluation, evaluation_key, forget, remember
 from driving.evaluation import EvaluationSummary, evaluate_agent, write_evaluation
-from driving.files import atomic_write_text
+from driving.files import atomic_write_text, check_output_location
 from driving.report import COLUMNS, comparison_rows, print_comparison, write_report
 from driving.versions import package_versions
 from envs.errors import UserError
@@ -195,6 +195,7 @@ def load_config(path: Path) -> CompareConfig:
 def run_compare(config: CompareConfig, command: str) -> Path:
     """Evaluate every agent on every variant; write the report; return its path."""
     out = Path(config.out)
+    check_output_location(out, "out")
     evaluations = Path(config.evaluations) if config.evaluations else out / "evaluations"
     main = get_scenario(config.scenario).with_overrides(config.overrides)
     variants = [("main: " + config.scenario, main)] + [

@@ -74,7 +74,14 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
-from driving.files import TMP_PREFIX, atomic_write_text, file_sha256, fsync_dir, size_on_disk
+from driving.files import (
+    TMP_PREFIX,
+    atomic_write_text,
+    check_output_location,
+    file_sha256,
+    fsync_dir,
+    size_on_disk,
+)
 from driving.versions import package_versions
 from envs.errors import RunError, UserError
 from envs.scenarios import Scenario
@@ -678,6 +685,7 @@ def check_new_root(root: Path) -> None:
     Raises:
         UserError: ``root`` is a file, already a dataset, or a folder holding anything else.
     """
+    check_output_location(root, "output")
     if not root.exists():
         return
     if not root.is_dir():

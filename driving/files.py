@@ -12,6 +12,7 @@ the same way by :class:`driving.dataset.DatasetWriter`; folders are copied the s
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import hashlib
 import os
@@ -20,6 +21,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from envs.errors import UserError
 
 TMP_PREFIX = ".tmp-"
 """Name prefix of the temporary files and folders written beside their targets."""
@@ -107,3 +110,60 @@ def file_sha256(path: Path) -> str:
 def size_on_disk(root: Path) -> int:
     """Bytes of every file under ``root``."""
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def check_output_location(path: Path, what: str = "output") -> None:
+    """Check that ``path`` (a file or folder to be written, present or not) can be written.
+
+    The rule, for every output: the nearest existing folder at or above ``path`` must be a
+    folder (not a file) in which a new file can be created; this is tried for real (a probe
+    file is created and removed), so permissions, read-only filesystems and pseudo-filesystems
+    such as ``/proc`` are all found the same way.
+
+    Args:
+        path: the output.
+        what: how the user named it, for the message (e.g. ``"--out"``).
+
+    Raises:
+        UserError: one line naming ``path`` and the reason.
+    """
+    path = Path(path)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing != path and not existing.is_dir():
+        raise UserError(f"{what} {path} cannot be created: {existing} is a file, not a folder")
+    folder = existing if existing.is_dir() else existing.parent
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f"{TMP_PREFIX}probe.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserError(f"{what} {path} cannot be written ({exc.strerror} in {folder})") from None
+
+
+def hold_lock(path: Path, busy: str) -> IO[str]:
+    """Take an exclusive advisory lock (``flock``) on the file ``path`` (created if absent).
+
+    Returns the open file that holds the lock: keep it open while writing; closing it, or the
+    process ending in any way, releases the lock.
+
+    Raises:
+        UserError: ``busy``, when another process holds the lock.
+    """
+    handle = open(path, "a")  # noqa: SIM115 (held by the caller)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise UserError(busy) from None
+    return handle
+
+
+def append_line(fh: IO[str], line: str) -> None:
+    """Append ``line`` (no newline in it) and a newline to the open file ``fh``, flushed and
+    fsynced, so a process killed afterwards keeps it; one killed during it leaves at most a
+    last line without its newline, which readers drop."""
+    fh.write(line + "\n")
+    fh.flush()
+    os.fsync(fh.fileno())

@@ -167,6 +167,7 @@ def _serve(
     keep the other workers' pipes open after the main process is gone).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler: see workers.py
     for connection in inherited:
         connection.close()
     parent = os.getppid()

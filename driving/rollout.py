@@ -253,6 +253,9 @@ def iter_episodes(
                         counter.skipped()
                     queue.give_back(failure.interrupted)  # run again from their start
                     continue
+                except KeyboardInterrupt:  # Ctrl-C, SIGTERM: stop the workers now, not politely
+                    broken = True
+                    raise
                 finally:
                     running.close(broken)
                 if signal is Signal.STOP:

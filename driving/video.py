@@ -8,8 +8,11 @@ from pathlib import Path
 import imageio.v2 as imageio
 import numpy as np
 
-from driving.files import replacing
+from driving.files import check_output_location, replacing
 from envs.errors import UserError
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
+"""File extensions :func:`write_video` writes (H.264 in an ffmpeg container)."""
 
 
 def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> int:
@@ -17,9 +20,7 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> i
 
     Frame sizes are padded to even numbers (H.264 needs them) and must not change.
     """
-    path = Path(path)
-    if path.suffix.lower() not in (".mp4", ".mov", ".mkv"):
-        raise UserError(f"video path {path} must end in .mp4 (or .mov/.mkv)")
+    path = check_video_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
     with replacing(path) as tmp:
@@ -40,6 +41,18 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> i
                 writer.append_data(_even(frame))
                 count += 1
     return count
+
+
+def check_video_path(path: str | Path, what: str = "video path") -> Path:
+    """``path`` if a video can be written there (a known extension, a writable location; see
+    :func:`driving.files.check_output_location`), else a :class:`UserError`."""
+    path = Path(path)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise UserError(f"{what} {path} must end in .mp4 (or .mov/.mkv)")
+    if path.is_dir():
+        raise UserError(f"{what} {path} is a folder")
+    check_output_location(path, what)
+    return path
 
 
 def read_video(path: str | Path) -> np.ndarray:

@@ -12,6 +12,7 @@ episode, ``q`` or Esc quits; the window tells the rollout loop through a
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -26,7 +27,7 @@ from agents.base import Agent
 from agents.registry import make_agent
 from driving.overlay import compose_view
 from driving.rollout import Signal, StepEvent, iter_episodes
-from driving.video import write_video
+from driving.video import check_video_path, write_video
 from envs.errors import UserError
 from envs.nuisances import scenario_nuisances
 from envs.scenarios import Scenario, get_scenario
@@ -188,6 +189,10 @@ def run_watch(request: WatchRequest, default_expert: str | None = None) -> str:
     scenario = get_scenario(request.scenario).with_overrides(request.overrides)
     if request.seed is not None and request.seed < 0:
         raise UserError(f"--seed must be >= 0, got {request.seed}")
+    if request.fps is not None and not (math.isfinite(request.fps) and request.fps > 0):
+        raise UserError(f"--fps must be a positive number, got {request.fps!r}")
+    if request.record is not None:
+        check_video_path(request.record, "--record")
     first = scenario.evaluation_seeds.start if request.seed is None else request.seed
     seeds = list(range(first, first + request.episodes))
     agent = make_agent(request.agent, scenario)

@@ -11,12 +11,16 @@ modular-vision, the baselines) can decide inside the workers (:class:`DecidingEn
 sends back their actions and the per-step metrics instead of the whole ground-truth scene
 (issue 19); observations come back through shared memory.
 
+Workers ignore SIGINT: a Ctrl-C reaches the whole process group, and the main process alone
+decides what stops (it terminates its workers on the way out), so no worker prints a traceback.
+
 Scripts that use more than one worker need an ``if __name__ == "__main__":`` guard.
 """
 
 from __future__ import annotations
 
 import functools
+import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +29,7 @@ from typing import Any, TypeVar
 import gymnasium
 import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
+from gymnasium.vector.async_vector_env import _async_worker
 
 import envs
 from agents.base import Agent
@@ -148,7 +153,11 @@ def make_vector_env(
     if in_process:
         return SyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED, copy=False)
     return AsyncVectorEnv(
-        fns, autoreset_mode=AutoresetMode.DISABLED, copy=False, shared_memory=True
+        fns,
+        autoreset_mode=AutoresetMode.DISABLED,
+        copy=False,
+        shared_memory=True,
+        worker=_quiet_worker,
     )
 
 
@@ -164,6 +173,14 @@ def _make_env(
 ) -> gymnasium.Env:
     env = envs.make(scenario, render_mode=render_mode, fast=fast, idm_hint=idm_hint)
     return env if keep_scene and not deciding else DecidingEnv(env, deciding, explain, keep_scene)
+
+
+def _quiet_worker(*args: Any) -> None:
+    """gymnasium's worker loop with SIGINT ignored and SIGTERM at its default (a forked worker
+    inherits the parent's handlers): stopping is the parent's call, see the module docstring."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _async_worker(*args)
 
 
 def unbatch_info(info: dict[str, Any], n: int) -> list[dict[str, Any]]:

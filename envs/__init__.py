@@ -17,6 +17,9 @@ if not os.environ.get("XDG_RUNTIME_DIR"):
     _runtime = os.path.join(tempfile.gettempdir(), f"runtime-{os.getuid()}")
     os.makedirs(_runtime, mode=0o700, exist_ok=True)
     os.environ["XDG_RUNTIME_DIR"] = _runtime
+# SDL turns SIGINT and SIGTERM into quit events that no one here reads, so a process that has
+# rendered once ignored ``kill``; the signals keep their Python meaning instead.
+os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
 
 import gymnasium
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -170,6 +171,7 @@ class Scenario:
             return self
         if not isinstance(overrides, dict):
             raise UserError(f"overrides must be a JSON object, got {type(overrides).__name__}")
+        check_override_values(overrides)
         defaults = highway_defaults(self.env_id)
         defaults.update(self.config)
         cfg = copy.deepcopy(self.config)
@@ -208,6 +210,9 @@ class Scenario:
             raise UserError(
                 f"simulation_frequency ({sim} Hz) must be a multiple of policy_frequency ({pol} Hz)"
             )
+        lanes, lane = cfg.get("lanes_count"), cfg.get("initial_lane_id")
+        if isinstance(lanes, int) and isinstance(lane, int) and not lane < lanes:
+            raise UserError(f"initial_lane_id {lane} does not exist: lanes are 0..{lanes - 1}")
         recorded = {**self.overrides, **copy.deepcopy(overrides)}
         return replace(self, config=cfg, overrides=recorded, **changes)
 
@@ -238,6 +243,87 @@ class Scenario:
         return get_scenario(record["name"]).with_overrides(record.get("overrides") or {})
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """The numbers an override key accepts: ``low <= value <= high`` (``low`` itself excluded
+    when ``low_open``), integers only when ``integer``; a list's items are checked one by one.
+
+    Args:
+        low, high: the range, in ``unit``.
+        integer: only whole numbers.
+        low_open: ``low`` itself is refused (a positive quantity).
+        unit: the unit, for the message.
+    """
+
+    low: float
+    high: float
+    integer: bool = False
+    low_open: bool = False
+    unit: str = ""
+
+    def check(self, key: str, value: Any) -> None:
+        """A :class:`UserError` naming ``key`` unless ``value`` is in range."""
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if item is None or isinstance(item, bool) or not isinstance(item, int | float):
+                continue  # the type check (against the default value) reports these
+            low_ok = item > self.low if self.low_open else item >= self.low
+            whole = not self.integer or isinstance(item, int)
+            if not (low_ok and item <= self.high and whole):
+                kind = "an integer" if self.integer else "a number"
+                opening = "(" if self.low_open else "["
+                unit = f" {self.unit}" if self.unit else ""
+                raise UserError(
+                    f"override {key} must be {kind} in {opening}{self.low:g}, {self.high:g}]"
+                    f"{unit}, got {item!r}"
+                )
+
+
+OVERRIDE_BOUNDS: dict[str, Bounds] = {
+    "duration": Bounds(0, 3600, low_open=True, unit="s"),
+    "policy_frequency": Bounds(1, 60, integer=True, unit="Hz"),
+    "simulation_frequency": Bounds(1, 240, integer=True, unit="Hz"),
+    "lanes_count": Bounds(1, 10, integer=True),
+    "initial_lane_id": Bounds(0, 9, integer=True),  # and below lanes_count (with_overrides)
+    "vehicles_count": Bounds(0, 200, integer=True),  # highway-env places them all at reset
+    "other_vehicles": Bounds(0, 50, integer=True),
+    "controlled_vehicles": Bounds(1, 1, integer=True),  # one ego car per environment
+    "vehicles_density": Bounds(0, 10, low_open=True),
+    "ego_spacing": Bounds(0, 10, low_open=True),
+    "speed_limit": Bounds(0, 60, low_open=True, unit="m/s"),
+    "reward_speed_range": Bounds(0, 60, unit="m/s"),
+    "screen_width": Bounds(16, 4096, integer=True, unit="px"),
+    "screen_height": Bounds(16, 4096, integer=True, unit="px"),
+    "scaling": Bounds(0, 100, low_open=True, unit="px/m"),
+    "centering_position": Bounds(0, 1),
+    # An observation holds at most 3 * 16 * 1024 * 1024 bytes (48 MiB, rgb): datasets and
+    # batches of them still fit in memory.
+    "observation.width": Bounds(16, 1024, integer=True, unit="px"),
+    "observation.height": Bounds(16, 1024, integer=True, unit="px"),
+    "observation.stack": Bounds(1, 16, integer=True),
+    "observation.scaling": Bounds(0, 50, low_open=True, unit="px/m"),
+    "observation.centering": Bounds(0, 1),
+    "action.cruise_speed": Bounds(0, 60, unit="m/s"),
+    "action.speed_gain": Bounds(0, 10, low_open=True, unit="1/s"),
+}
+"""The range of every numeric override key with one (``observation.*`` and ``action.*`` are
+the fields of the nested mappings), checked in one place by :func:`check_override_values`."""
+
+
+def check_override_values(overrides: dict[str, Any], prefix: str = "") -> None:
+    """Every number in ``overrides`` (at any depth) must be finite, and every key of
+    :data:`OVERRIDE_BOUNDS` within its range (a :class:`UserError` naming the key)."""
+    for key, value in overrides.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            check_override_values(value, f"{name}.")
+            continue
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if isinstance(item, float) and not math.isfinite(item):
+                raise UserError(f"override {name} must be a finite number, got {item!r}")
+        if name in OVERRIDE_BOUNDS:
+            OVERRIDE_BOUNDS[name].check(name, value)
+
+
 def _mapping(key: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise UserError(f"override {key!r} must be a mapping, got {value!r}")
@@ -256,21 +342,15 @@ def _positive_int(key: str, value: Any) -> int:
     return value
 
 
-_NON_NEGATIVE_INT_KEYS = ("lanes_count", "vehicles_count", "controlled_vehicles", "other_vehicles")
-
-
 def _checked_value(key: str, value: Any, default: Any) -> Any:
-    """Check an override against the type of the default value it replaces."""
-    if key == "controlled_vehicles" and value != 1:
-        raise UserError("controlled_vehicles must be 1 (one ego car per environment)")
+    """Check an override against the type of the default value it replaces (its range is
+    :data:`OVERRIDE_BOUNDS`'s)."""
     if default is None or value is None:
         return value
     if isinstance(default, bool):
         ok = isinstance(value, bool)
     elif isinstance(default, int | float):
         ok = isinstance(value, int | float) and not isinstance(value, bool)
-        if ok and isinstance(default, int) and key in _NON_NEGATIVE_INT_KEYS:
-            ok = isinstance(value, int) and value >= (1 if key == "lanes_count" else 0)
     elif isinstance(default, list | tuple):
         ok = isinstance(value, list | tuple)
     else:

@@ -136,12 +136,71 @@ CASES: list[tuple[list[str], str]] = [
     (["bench", "nothing"], "unknown command 'nothing'"),
     (["bench", "env", "--steps", "-5"], "positive integer"),
     (["bench", "env", "--scenario", "moon"], "moon"),
+    # non-finite and out-of-range overrides: one rule (envs.scenarios.OVERRIDE_BOUNDS)
+    *(
+        (
+            [
+                "evaluate",
+                "--agent",
+                "idm",
+                "--episodes",
+                "1",
+                "--overrides",
+                text,
+                "--out",
+                "{tmp}/o",
+            ],
+            needle,
+        )
+        for text, needle in [
+            ('{{"duration": Infinity}}', "duration must be a finite number"),
+            ('{{"vehicles_density": NaN}}', "vehicles_density must be a finite number"),
+            ('{{"reward_speed_range": [NaN, 30]}}', "reward_speed_range"),
+            ('{{"vehicles_density": -1}}', "vehicles_density must be a number in (0, 10]"),
+            ('{{"lanes_count": 1000}}', "lanes_count must be an integer in [1, 10]"),
+            ('{{"initial_lane_id": 9}}', "initial_lane_id 9 does not exist"),
+            ('{{"vehicles_count": 1000000}}', "vehicles_count must be an integer in [0, 200]"),
+            ('{{"observation": {{"width": 100000}}}}', "observation.width"),
+            ('{{"action": {{"cruise_speed": NaN}}}}', "action.cruise_speed"),
+            ('{{"policy_frequency": 1000}}', "policy_frequency"),
+        ]
+    ),
+    (
+        [
+            "collect",
+            "--agent",
+            "idm",
+            "--episodes",
+            "1",
+            "--overrides",
+            '{{"duration": NaN}}',
+            "--out",
+            "{tmp}/d",
+        ],
+        "duration",
+    ),
+    # output locations: one check (driving.files.check_output_location) before any work
+    (["evaluate", "--agent", "idm", "--episodes", "1", "--out", "{tmp}/afile/o"], "is a file"),
+    (["evaluate", "--agent", "idm", "--episodes", "1", "--out", "/proc/o"], "cannot be written"),
+    (["collect", "--agent", "idm", "--episodes", "1", "--out", "{tmp}/afile/d"], "is a file"),
+    (["collect", "--agent", "idm", "--episodes", "1", "--out", "/proc/d"], "cannot be written"),
+    (["watch", "--agent", "idm", "--record", "{tmp}/afile/v.mp4"], "is a file"),
+    (["watch", "--agent", "idm", "--record", "/proc/v.mp4"], "cannot be written"),
+    *(
+        (["watch", "--agent", "idm", "--record", "{tmp}/v.mp4", "--fps", fps], "--fps")
+        for fps in ("0", "-3", "nan", "inf")
+    ),
+    (
+        ["fit", "--config", "experiments/bc_cpu_small.yaml", "--ckpt_path", "{tmp}/typo.ckpt"],
+        "typo.ckpt not found",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("args", "needle"), CASES, ids=[" ".join(a[:2]) for a, _ in CASES])
 def test_invalid_arguments_are_one_line_errors(args, needle, tmp_path, capsys):
     argv = [a.format(tmp=tmp_path) for a in args]
+    (tmp_path / "afile").write_text("a file, not a folder\n")
     if argv[0] in LIGHTNING_COMMANDS:  # Lightning's logging keeps global state: own process
         result = run_driving(argv)
         status, err = result.returncode, result.stderr

@@ -127,7 +127,7 @@ def test_bad_scenario_name_lists_choices():
         ({"no_such_key": 1}, "valid choices"),
         ({"duration": 0}, "duration"),
         ({"observation": {"kind": "depth"}}, "gray"),
-        ({"observation": {"width": 8}}, "too small"),
+        ({"observation": {"width": 8}}, "observation.width"),
         ({"observation": {"colour": "red"}}, "valid keys"),
         ({"action": {"mode": "brake"}}, "accel_steer"),
         ({"policy_frequency": 4}, "multiple"),

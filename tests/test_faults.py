@@ -6,6 +6,7 @@ process, a full disk, a hostile file) and checks the outcome.
 
 from __future__ import annotations
 
+import csv
 import json
 import multiprocessing
 import os
@@ -23,7 +24,9 @@ import torch
 import yaml
 
 from agents.registry import make_agent
+from driving import commands as cli
 from driving.dataset import FIELDS, DemoDataset
+from driving.files import hold_lock
 from driving.rollout import WorkerFailure, iter_episodes, rollout
 from envs.scenarios import get_scenario
 from tests.fault_callbacks import optimizer_digest
@@ -377,3 +380,204 @@ def test_bad_training_config_is_a_one_line_error(driving_cli, tmp_path, tiny_dat
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(config))
     assert_one_line_error(driving_cli(["fit", "--config", str(path)]), needle)
+
+
+# -- stop signals: SIGTERM like Ctrl-C, finished work kept -----------------------------------------
+
+LONGER = {"vehicles_count": 8, "duration": 8}
+"""Episodes long enough (40 decisions) that a signal lands while the command drives."""
+
+
+def _start(args: list[str], ready, new_session: bool = False) -> subprocess.Popen:
+    """Start ``driving ARGS``; return it once ``ready()`` (it has finished some work)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "driving", *args], cwd=REPO,
+        env={**os.environ, "WANDB_MODE": "offline"}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=new_session,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and not ready():
+        assert time.monotonic() < deadline, "the command never started driving"
+        time.sleep(0.02)
+    assert proc.poll() is None, "the command finished before the signal: " + proc.stderr.read()
+    return proc
+
+
+def _stopped_cleanly(proc: subprocess.Popen, signum: int, command: str) -> None:
+    """Exit status 128 + signal, and one line on stderr saying so (no worker traceback)."""
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum, (proc.returncode, err)
+    name = signal.Signals(signum).name
+    assert err.strip().splitlines() == [f"driving {command}: interrupted by {name}"], err
+
+
+def _collect_longer(out: Path) -> list[str]:
+    return [
+        "collect", "--agent", "idm", "--episodes", "8", "--workers", "2", "--shard-episodes", "1",
+        "--overrides", json.dumps(LONGER), "--out", str(out), "--quiet",
+    ]  # fmt: skip
+
+
+def _has_a_shard(out: Path) -> bool:
+    """Whether the dataset's manifest (its commit point) lists a shard yet."""
+    try:
+        return bool(json.loads((out / "manifest.json").read_text())["shards"])
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def test_sigterm_stops_collection_and_keeps_the_finished_shards(driving_cli, tmp_path):
+    out = tmp_path / "data"
+    proc = _start(_collect_longer(out), lambda: _has_a_shard(out))
+    proc.send_signal(signal.SIGTERM)
+    _stopped_cleanly(proc, signal.SIGTERM, "collect")
+    verify = driving_cli(["data", "verify", str(out)])
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert 0 < len(DemoDataset(out).episodes()) < 8
+    assert not multiprocessing.active_children()
+
+
+def test_ctrl_c_to_the_process_group_prints_no_worker_traceback(tmp_path):
+    out = tmp_path / "data"
+    proc = _start(_collect_longer(out), lambda: _has_a_shard(out), new_session=True)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: every process of the group
+    _stopped_cleanly(proc, signal.SIGINT, "collect")
+    assert DemoDataset(out).episodes().size > 0
+
+
+def _evaluate_longer(out: Path) -> list[str]:
+    return [
+        "evaluate", "--agent", "idm", "--episodes", "6", "--workers", "2",
+        "--overrides", json.dumps(LONGER), "--out", str(out), "--quiet",
+    ]  # fmt: skip
+
+
+def _episode_rows(out: Path) -> list[dict[str, str]]:
+    """``episodes.csv``'s rows without the decision latency (a timing, not an outcome)."""
+    with open(out / "episodes.csv", newline="") as fh:
+        return [{k: v for k, v in row.items() if k != "latency_ms"} for row in csv.DictReader(fh)]
+
+
+def test_sigterm_stops_evaluation_keeping_its_rows_and_the_same_command_resumes_it(
+    driving_cli, tmp_path
+):
+    out = tmp_path / "eval"
+    rows = out / "rows.jsonl"
+    proc = _start(_evaluate_longer(out), lambda: rows.exists() and rows.stat().st_size > 0)
+    proc.send_signal(signal.SIGTERM)
+    _stopped_cleanly(proc, signal.SIGTERM, "evaluate")
+    kept = [json.loads(line) for line in rows.read_text().splitlines()]
+    assert 0 < len(kept) < 6 and not (out / "summary.json").exists()
+    resumed = driving_cli(_evaluate_longer(out))
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{len(kept)} of 6 episodes kept" in resumed.stdout
+    reference = driving_cli(_evaluate_longer(tmp_path / "reference"))
+    assert reference.returncode == 0, reference.stderr
+    assert _episode_rows(out) == _episode_rows(tmp_path / "reference")
+    assert not rows.exists()
+
+
+# -- evaluation folders: another evaluation, a second writer, the umask ---------------------------
+
+
+def _evaluate_in_process(out: Path, *extra: str, overrides=TINY) -> int:
+    args = ["evaluate", "--agent", "idm", "--episodes", "1", "--overrides", json.dumps(overrides),
+            "--out", str(out), "--quiet", *extra]  # fmt: skip
+    return cli.main(args)
+
+
+def test_an_evaluation_folder_is_refused_to_another_evaluation_and_to_a_second_writer(
+    tmp_path, capsys
+):
+    out = tmp_path / "eval"
+    old = os.umask(0o002)
+    try:
+        assert _evaluate_in_process(out) == 0
+    finally:
+        os.umask(old)
+    for name in ("episodes.csv", "summary.json", "evaluation.json"):  # the umask, not 0600
+        assert (out / name).stat().st_mode & 0o777 == 0o664, name
+    other = {**TINY, "vehicles_count": 6}
+    capsys.readouterr()
+    assert _evaluate_in_process(out, overrides=other) == 2
+    assert "another evaluation" in capsys.readouterr().err
+    with hold_lock(out / "evaluate.lock", "held by the test"):
+        assert _evaluate_in_process(out, "--overwrite", overrides=other) == 2
+    assert "being written by another" in capsys.readouterr().err
+    assert _evaluate_in_process(out, "--overwrite", overrides=other) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["overrides"] == other
+
+
+# -- a read-only location ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A real read-only location: a read-only tmpfs as root (chmod does not bind root), a
+    folder of mode 0o555 otherwise."""
+    where = tmp_path / "ro"
+    where.mkdir()
+    if os.geteuid() != 0:
+        where.chmod(0o555)
+        yield where, "Permission denied"
+        where.chmod(0o755)
+        return
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(where)], capture_output=True
+    )
+    if mounted.returncode:
+        pytest.skip("running as root, where chmod does not bind, and no permission to mount")
+    yield where, "Read-only file system"
+    subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["collect", "--agent", "idm", "--episodes", "1", "--out", "{ro}/data"],
+        ["evaluate", "--agent", "idm", "--episodes", "1", "--out", "{ro}/eval"],
+        ["watch", "--agent", "idm", "--expert", "none", "--record", "{ro}/v.mp4"],
+    ],
+    ids=["collect", "evaluate", "watch"],
+)
+def test_a_read_only_location_is_a_one_line_error_before_any_work(read_only_dir, args, capsys):
+    where, reason = read_only_dir
+    started = time.monotonic()
+    status = cli.main([a.format(ro=where) for a in args])
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert err.count("\n") == 1 and reason in err and str(where) in err, err
+    assert time.monotonic() - started < 5, "it drove before refusing"
+
+
+# -- checkpoints that are not checkpoints, or not for this scenario -------------------------------
+
+
+def test_a_text_file_is_not_a_checkpoint(tmp_path, capsys):
+    notes = tmp_path / "notes.ckpt"
+    notes.write_text("the best run so far\n")
+    args = ["evaluate", "--agent", f"cnn:{notes}", "--episodes", "1", "--out", str(tmp_path / "o")]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "notes.ckpt is truncated or not a checkpoint" in err, err
+
+
+def test_fit_resuming_from_a_truncated_checkpoint_is_a_one_line_error(
+    driving_cli, tmp_path, tiny_data, real_checkpoint
+):
+    cut = tmp_path / "cut.ckpt"
+    cut.write_bytes(real_checkpoint.read_bytes()[:5000])
+    config = _train_config(tmp_path, tiny_data, tmp_path / "run", 1)
+    result = driving_cli(["fit", "--config", str(config), "--ckpt_path", str(cut)])
+    assert_one_line_error(result, "cut.ckpt")
+
+
+def test_a_checkpoint_at_another_control_frequency_is_refused(
+    driving_cli, tmp_path, real_checkpoint
+):
+    faster = {**TINY, "policy_frequency": 15}
+    result = driving_cli(["evaluate", "--agent", f"cnn:{real_checkpoint}", "--episodes", "1",
+                          "--overrides", json.dumps(faster),
+                          "--out", str(tmp_path / "o")])  # fmt: skip
+    assert_one_line_error(result, "5 decisions/s", "15/s")

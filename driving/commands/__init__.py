@@ -11,15 +11,26 @@ command is reached the same way. Errors are turned into exit statuses here, once
 - :class:`envs.errors.RunError` (a worker died, a NaN loss): one line, exit status 1;
 - a full disk: one line, exit status 1 (what was written before stays valid: every writer
   writes then renames);
-- Ctrl-C: one line, exit status 130.
+- a stop signal (Ctrl-C's SIGINT, or SIGTERM from ``kill``, ``timeout``, a batch scheduler):
+  one line, exit status 128 + the signal number (130, 143). Both signals raise
+  :class:`Stopped` (a ``KeyboardInterrupt``) in the main process, so every command stops the
+  same way: environment workers are stopped, finished work is kept (collect writes the
+  buffered episodes, evaluate has appended every finished row, fit keeps its last checkpoint;
+  a library that turns the interrupt into its own exit, as Lightning does, still exits with the
+  signal's status). A second signal while stopping exits at once (every writer writes then
+  renames, so nothing half-written is left standing).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib
+import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 from envs.errors import RunError, UserError
 
@@ -87,6 +98,49 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
 """Command words -> (``module:function``, one-line help)."""
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""The signals that stop a command cleanly."""
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal arrived in the main process (see the module docstring).
+
+    Attributes:
+        signum: the signal's number.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_received: list[int] = []
+"""The stop signals received during this command, in order."""
+
+
+def _on_stop_signal(signum: int, frame: object) -> None:
+    _received.append(signum)
+    if len(_received) > 1:  # a second one while stopping: go now
+        os._exit(128 + signum)
+    raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def _stop_handlers() -> Iterator[None]:
+    """Route SIGINT and SIGTERM to :class:`Stopped` while the command runs, then put back the
+    previous handlers (main thread only, as Python requires)."""
+    _received.clear()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, _on_stop_signal) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def _usage(prefix: tuple[str, ...] = ()) -> str:
     entries = {
         words: help_ for words, (_, help_) in COMMANDS.items() if words[: len(prefix)] == prefix
@@ -145,7 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     module_name, _, function = COMMANDS[words][0].partition(":")
     command = getattr(importlib.import_module(module_name), function)
     try:
-        return int(command(rest) or 0)
+        with _stop_handlers():
+            return int(command(rest) or 0)
     except UserError as exc:
         print(f"driving {name}: error: {exc}", file=sys.stderr)
         return 2
@@ -153,11 +208,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"driving {name}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"driving {name}: interrupted", file=sys.stderr)
-        return 130
+        return _stopped(name)
+    except SystemExit:  # a library that made the interrupt its own exit (Lightning: status 1)
+        if not _received:
+            raise
+        return _stopped(name)
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         where = f" writing {exc.filename}" if exc.filename else ""
         print(f"driving {name}: error: disk full{where}", file=sys.stderr)
         return 1
+
+
+def _stopped(name: str) -> int:
+    """The one line and the exit status of a command stopped by a signal (Ctrl-C: SIGINT)."""
+    signum = _received[0] if _received else int(signal.SIGINT)
+    print(f"driving {name}: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+    return 128 + signum

@@ -119,6 +119,17 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
 def command_line(name: str, argv: Sequence[str] | None) -> str:
     """``"driving NAME ARGS"`` as the user typed it (for reports)."""
     args = list(argv if argv is not None else sys.argv[2:])

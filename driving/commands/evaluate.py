@@ -3,7 +3,8 @@
 Drives the agent on held-out seeds (the scenario's evaluation range unless ``--seeds`` says
 otherwise), writes ``episodes.csv`` (one row per episode) and ``summary.json`` (every metric
 with its mean, 95% interval and episode count, plus agent, scenario, overrides, seeds and
-versions), and prints the aggregate table.
+versions), and prints the aggregate table. Rows are kept as episodes finish: an interrupted
+evaluation is resumed by the same command; ``--overwrite`` replaces another evaluation.
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ def build_parser() -> ArgumentParser:
     add_override_arguments(parser)
     add_fast_argument(parser)
     parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an --out folder that holds another evaluation (the same evaluation, "
+        "interrupted, is resumed without it)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -57,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         fast=args.fast,
         out=args.out,
         progress=not args.quiet,
+        overwrite=args.overwrite,
     )
     return run_evaluation(request)
 

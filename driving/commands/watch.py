@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from driving.commands._args import ArgumentParser, json_object, positive_int
+from driving.commands._args import ArgumentParser, json_object, positive_float, positive_int
 from driving.viewer import WatchRequest, run_watch
 from envs.scenarios import SCENARIOS
 
@@ -38,7 +38,7 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument("--overrides", type=json_object, help="scenario overrides (JSON)")
     parser.add_argument("--record", type=Path, help="write an mp4 here instead of a live window")
-    parser.add_argument("--fps", type=float, help="frames per second (default: real time)")
+    parser.add_argument("--fps", type=positive_float, help="frames per second (default: real time)")
     parser.add_argument(
         "--snapshot", type=Path, help="live mode: save what the window shows at the end as a PNG"
     )

@@ -26,6 +26,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from agents.checkpoint import check_checkpoint_file
 from driving.train.callbacks import NanGuard, PredictionWriter
 from driving.train.checkpoint_io import AtomicCheckpointIO
 from driving.train.datamodule import DemoDataModule
@@ -34,6 +35,8 @@ from driving.wandb_setup import default_wandb_mode
 from envs.errors import UserError
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
+CKPT_PATH_NAMES = ("last", "best", "hpc", "registry")
+"""``--ckpt_path`` values that Lightning resolves itself (not files; ``registry:...`` too)."""
 
 
 class DrivingCLI(LightningCLI):
@@ -43,6 +46,15 @@ class DrivingCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: ArgumentParser) -> None:
         parser.link_arguments("data.policy_spec", "model.spec", apply_on="instantiate")
         parser.add_lightning_class_args(PredictionWriter, "predictions")
+
+    def _parse_ckpt_path(self) -> None:
+        """Lightning reads ``--ckpt_path``'s hyper-parameters here, right after parsing: a file
+        that is not a checkpoint (a typo, a truncated file) is refused first, in one line."""
+        subcommand = self.config.get("subcommand")
+        path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if path is not None and str(path).partition(":")[0] not in CKPT_PATH_NAMES:
+            check_checkpoint_file(path)
+        super()._parse_ckpt_path()
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         trainer = super().instantiate_trainer(**kwargs)
