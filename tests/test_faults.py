@@ -186,8 +186,8 @@ def test_disk_full_during_collection_keeps_the_dataset_and_resumes(
     reference = tmp_path / "reference"
     assert driving_cli(_collect_args(reference)).returncode == 0
     out = mount / "data"
-    resize(2)
-    full = driving_cli(_collect_args(out))  # 6 episodes of ~0.6 MB do not fit in 2 MB
+    resize(0.7)
+    full = driving_cli(_collect_args(out))  # 6 shards of ~0.2 MB do not fit in 0.7 MB
     assert full.returncode == 1, full.stderr
     assert "Traceback" not in full.stderr
     assert "disk full" in full.stderr.strip().splitlines()[-1]
