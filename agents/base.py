@@ -40,8 +40,8 @@ class Agent:
         uses_idm_hint: whether it reads ``info["idm_action"]`` (the env then computes it).
         decides_in_worker: whether a copy of it can decide inside an environment worker process
             (it reads only ``obs`` and ``info`` and holds no device), so that a step sends back
-            its action instead of the whole scene (issue 19). False for network agents, which
-            decide for all environments at once in the main process.
+            its action instead of the whole scene (issue 19). False for a network on a GPU,
+            which decides for all environments at once in the main process.
     """
 
     name: str = "agent"

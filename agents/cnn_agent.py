@@ -40,7 +40,13 @@ class CnnAgent(Agent):
     """
 
     name = "cnn"
-    decides_in_worker = False
+
+    @property
+    def decides_in_worker(self) -> bool:  # type: ignore[override]
+        """On the CPU the network decides inside each environment worker, one thread each
+        (inference then overlaps the other workers' simulation and no batch crosses a
+        process boundary); on a GPU it decides here, batched over the environments."""
+        return self.device.type == "cpu"
 
     def __init__(
         self,

@@ -41,9 +41,10 @@ noise, as ``driving collect`` would, so it can be trained on).
 
 ``evaluate`` drives a network agent (a checkpoint, or by default an untrained network of the
 default architecture: inference costs the same whatever the weights) over the same held-out
-seeds with each worker count, and above one worker twice: pipelined (one group of environments
-steps while the network decides for the other, the default) and in lockstep (every
-environment waits for every decision), so the row pairs show what the overlap brings.
+seeds with each worker count, and above one worker in each layout of :data:`EVALUATE_MODES`:
+inside each worker (one thread each, the CPU default; not offered on a GPU), here pipelined
+(one group of environments steps while the network decides for the other, the GPU default)
+and here in lockstep (every environment waits for every decision).
 """
 
 from __future__ import annotations
@@ -371,6 +372,11 @@ class EvaluateBench:
     fast: bool | None = None
 
 
+EVALUATE_MODES = ("in workers", "pipelined", "lockstep")
+"""Where a network decides above one worker: inside each worker (its CPU layout), or here,
+pipelined over two groups of environments (its GPU layout) or in lockstep."""
+
+
 def untrained_network_agent(scenario: Scenario) -> CnnAgent:
     """A CNN agent of the default architecture on the default device, its output layer zeroed:
     it keeps its lane at its speed, so episodes run their length, and its inference costs what
@@ -389,7 +395,7 @@ def run_evaluate_bench(args: EvaluateBench) -> dict[str, Any]:
     """Print and return closed-loop frames/s of a network agent per worker count and mode."""
     scenario = get_scenario(args.scenario).with_overrides(args.overrides or {})
     agent = make_agent(args.agent, scenario) if args.agent else untrained_network_agent(scenario)
-    if agent.decides_in_worker:
+    if not isinstance(agent, CnnAgent):
         raise UserError(f"bench evaluate measures network agents (cnn:PATH), not {agent.name}")
     seeds = evaluation_seeds(scenario, args.episodes, None)
     print(
@@ -398,19 +404,21 @@ def run_evaluate_bench(args: EvaluateBench) -> dict[str, Any]:
         f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}",
         flush=True,
     )
-    print(f"{'workers':>8}{'mode':>11}{'episodes':>10}{'frames':>8}{'seconds':>9}{'frames/s':>10}")
+    print(f"{'workers':>8}{'mode':>12}{'episodes':>10}{'frames':>8}{'seconds':>9}{'frames/s':>10}")
     rows: list[dict[str, Any]] = []
     for workers in args.counts:
-        for pipelined in (True, False) if workers > 1 else (True,):
+        modes = [m for m in EVALUATE_MODES if agent.decides_in_worker or m != "in workers"]
+        for mode in modes if workers > 1 else ["in-process"]:
             started = time.perf_counter()
             episodes = rollout(
-                agent, scenario, seeds, workers=workers, pipeline=pipelined, fast=args.fast
-            )
+                agent, scenario, seeds, workers=workers, fast=args.fast,
+                agent_here=mode != "in workers", pipeline=mode == "pipelined",
+            )  # fmt: skip
             seconds = time.perf_counter() - started
             frames = sum(ep.steps for ep in episodes)
             row = {
                 "workers": workers,
-                "mode": "in-process" if workers == 1 else "pipelined" if pipelined else "lockstep",
+                "mode": mode,
                 "episodes": len(episodes),
                 "frames": frames,
                 "seconds": seconds,
@@ -419,7 +427,7 @@ def run_evaluate_bench(args: EvaluateBench) -> dict[str, Any]:
             row["speedup"] = row["frames_per_s"] / (rows[0] if rows else row)["frames_per_s"]
             rows.append(row)
             print(
-                f"{workers:>8}{row['mode']:>11}{len(episodes):>10}{frames:>8}{seconds:>9.1f}"
+                f"{workers:>8}{mode:>12}{len(episodes):>10}{frames:>8}{seconds:>9.1f}"
                 f"{row['frames_per_s']:>10.1f}  x{row['speedup']:.2f}",
                 flush=True,
             )

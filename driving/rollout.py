@@ -13,8 +13,9 @@ seed. Where each decision is taken is chosen per run (:class:`_Layout`, issue 19
   workers, which then send back their decisions instead of the ground-truth scene;
 - when no decision is left for this process and nothing watches the steps, each worker drives
   whole episodes (:class:`~driving.pool.EpisodePool`): no step waits for another;
-- an agent deciding here (a network) decides for all the running environments of a group in
-  one :meth:`~agents.base.Agent.act_batch` call on its device, while the other group steps
+- an agent deciding here (a network on a GPU; on the CPU a network decides in the workers,
+  one thread each) decides for all the running environments of a group in one
+  :meth:`~agents.base.Agent.act_batch` call on its device, while the other group steps
   (:class:`_Pipeline`), on the CPU threads the workers leave it.
 """
 
@@ -158,6 +159,7 @@ def iter_episodes(
     progress: bool | str = False,
     on_failure: Callable[[int, str], None] | None = None,
     pipeline: bool = True,
+    agent_here: bool = False,
 ) -> Iterator[Episode]:
     """Drive ``agent`` through one episode per seed; yield each :class:`Episode` as it ends.
 
@@ -190,6 +192,8 @@ def iter_episodes(
         pipeline: when the agent decides in this process (a network) with ``workers`` above
             1, let one group of environments step while it decides for the other (False:
             every environment waits for every decision; ``driving bench evaluate`` compares).
+        agent_here: the agent decides in this process even when it could decide inside the
+            workers (a network on the CPU; ``driving bench evaluate`` compares).
     """
     seeds = [int(s) for s in seeds]
     if len(set(seeds)) != len(seeds):
@@ -197,7 +201,7 @@ def iter_episodes(
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     watched = on_step is not None or bool(render_mode)
-    layout = _Layout.choose(agent, expert, workers, watched=watched)
+    layout = _Layout.choose(agent, expert, workers, watched, agent_here)
     uses_idm = any(getattr(a, "uses_idm_hint", False) for a in (agent, expert) if a)
     explain = record_explanations or on_step is not None
     make_vec = functools.partial(
@@ -214,11 +218,18 @@ def iter_episodes(
         explain=explain,
     )
 
+    def one_env_fleet() -> _Fleet:
+        """A pool worker's fleet (in the forked worker: one thread, as DataLoader workers)."""
+        for a in (agent, expert):
+            if a is not None:
+                a.limit_threads(1)
+        return fleet(make_vec(1, in_process=True))
+
     def make_fleet(n: int) -> _Fleet | _Pipeline | EpisodePool:
         if layout.in_process:
             return fleet(make_vec(n, in_process=True))
         if layout.pool:
-            return EpisodePool(n, lambda: fleet(make_vec(1, in_process=True)))
+            return EpisodePool(n, one_env_fleet)
         roles = {"agent": agent, "expert": expert}
         deciding = {role: roles[role] for role in layout.remote}
         vec = functools.partial(
@@ -318,9 +329,18 @@ class _Layout:
     main_reads_scene: bool
 
     @classmethod
-    def choose(cls, agent: Agent, expert: Agent | None, workers: int, watched: bool) -> _Layout:
+    def choose(
+        cls,
+        agent: Agent,
+        expert: Agent | None,
+        workers: int,
+        watched: bool,
+        agent_here: bool = False,
+    ) -> _Layout:
         roles = {"agent": agent} | ({"expert": expert} if expert is not None else {})
-        remote = frozenset(r for r, a in roles.items() if a.decides_in_worker)
+        remote = frozenset(
+            r for r, a in roles.items() if a.decides_in_worker and not (r == "agent" and agent_here)
+        )
         local = [a for r, a in roles.items() if r not in remote]
         return cls(
             in_process=workers == 1,

@@ -94,6 +94,8 @@ class DecidingEnv(gymnasium.Wrapper):
     ) -> None:
         super().__init__(env)
         self.agents = dict(agents)
+        for agent in self.agents.values():  # a forked worker: one thread, as DataLoader workers
+            agent.limit_threads(1)
         self.explain = explain
         self.keep_scene = keep_scene
 

@@ -63,9 +63,11 @@ def test_layout_follows_where_each_agent_can_decide(scenario):
     oracle, cnn = make_agent("modular-oracle", scenario), _cnn(scenario)
     pool = _Layout.choose(oracle, oracle, workers=2, watched=False)
     assert pool.pool and pool.remote == {"agent", "expert"} and not pool.main_reads_scene
-    dagger = _Layout.choose(cnn, oracle, workers=2, watched=False)
-    assert not dagger.pool and dagger.remote == {"expert"} and dagger.pipelined
-    assert dagger.inference_threads(workers=2) >= 1
+    cpu_dagger = _Layout.choose(cnn, oracle, workers=2, watched=False)  # a CPU network
+    assert cpu_dagger.pool and cpu_dagger.remote == {"agent", "expert"}
+    gpu_dagger = _Layout.choose(cnn, oracle, workers=2, watched=False, agent_here=True)
+    assert not gpu_dagger.pool and gpu_dagger.remote == {"expert"} and gpu_dagger.pipelined
+    assert gpu_dagger.inference_threads(workers=2) >= 1
     watched = _Layout.choose(oracle, None, workers=2, watched=True)
     assert not watched.pool and watched.remote == {"agent"} and watched.main_reads_scene
     assert _Layout.choose(cnn, None, workers=1, watched=False).in_process
@@ -125,21 +127,27 @@ def test_main_side_agent_pipelined_with_expert_in_the_workers_drives_the_same_ep
     assert runs[0][0].expert_actions is not None
 
 
-def test_network_agent_pipelined_decides_on_the_frames_it_was_shown(scenario):
-    """A CNN in the pipelined layout: each action is the network's on the recorded frame (to
-    float rounding: the batch size changes the order of the sums), inference threads are
-    restored afterwards."""
+def test_network_agent_decides_on_the_frames_it_was_shown_in_either_layout(scenario):
+    """A CNN pipelined here (a GPU's layout) or deciding in the workers (a CPU's): each action
+    is the network's on the recorded frame (to float rounding: the batch size changes the order
+    of the sums), inference threads are restored afterwards."""
     agent = _cnn(scenario)
     threads = torch.get_num_threads()
-    episodes = rollout(
-        agent,
-        scenario,
-        SEEDS,
-        workers=2,
-        expert=make_agent("modular-oracle", scenario),
-        record_frames=True,
-    )
+    episodes = [
+        ep
+        for here in (True, False)
+        for ep in rollout(
+            agent,
+            scenario,
+            SEEDS,
+            workers=2,
+            expert=make_agent("modular-oracle", scenario),
+            record_frames=True,
+            agent_here=here,
+        )
+    ]
     assert torch.get_num_threads() == threads, "inference threads not restored"
+    assert len(episodes) == 2 * len(SEEDS)
     for ep in episodes:
         with torch.no_grad():
             expected = agent.network.eval()(torch.from_numpy(ep.frames)).numpy()
@@ -221,6 +229,7 @@ def test_bench_evaluate_prints_each_worker_count_pipelined_and_in_lockstep(tmp_p
     rows = json.loads(out.read_text())["rows"]
     assert [(r["workers"], r["mode"]) for r in rows] == [
         (1, "in-process"),
+        (2, "in workers"),
         (2, "pipelined"),
         (2, "lockstep"),
     ]
