@@ -351,9 +351,13 @@ class _Layout:
         )
 
     def inference_threads(self, workers: int) -> int | None:
-        """CPU threads for an agent deciding here beside ``workers`` busy workers: the cores
-        they leave, at least one (None: nothing decides here while workers step)."""
-        if self.in_process or "agent" in self.remote:
+        """CPU threads for the agent deciding here: beside ``workers`` busy workers the cores
+        they leave, at least one; in-process, one for an agent that would decide in a worker
+        with more workers (a CPU network: its float sums then run in the same order whatever
+        the number of workers, so its episodes are the same); None: leave it as it is."""
+        if self.in_process:
+            return 1 if "agent" in self.remote else None
+        if "agent" in self.remote:
             return None
         return max(1, len(os.sched_getaffinity(0)) - workers)
 

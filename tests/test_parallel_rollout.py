@@ -237,3 +237,10 @@ def test_bench_evaluate_prints_each_worker_count_pipelined_and_in_lockstep(tmp_p
     assert len({r["frames"] for r in rows}) == 1 and rows[0]["frames"] > 2
     assert rows[0]["speedup"] == 1.0 and all(r["frames_per_s"] > 0 for r in rows)
     assert "x1.00" in result.stdout and "pipelined" in result.stdout
+
+
+def test_a_cpu_network_drives_the_same_episodes_with_one_or_two_workers(scenario):
+    """On the CPU a network decides one observation at a time on one thread, in-process or in
+    a worker, so its float sums and its episodes do not depend on the number of workers."""
+    runs = [rollout(_cnn(scenario), scenario, SEEDS, workers=w, record_frames=True) for w in (1, 2)]
+    _same(*runs)
