@@ -25,7 +25,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any, Protocol
 
-from driving.workers import WorkerFailure
+from driving.workers import WorkerFailure, stop_process
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -129,12 +129,7 @@ class EpisodePool:
                 with contextlib.suppress(OSError):
                     pipe.send(None)
         for slot, process in enumerate(self._processes):
-            if broken or self.running[slot] is not None:
-                process.terminate()
-            process.join(timeout=5.0)
-            if process.is_alive():
-                process.kill()
-                process.join()
+            stop_process(process, broken or self.running[slot] is not None, wait_s=5.0)
         for pipe in self._pipes:
             pipe.close()
 

@@ -24,6 +24,7 @@ import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
 import gymnasium
@@ -219,16 +220,22 @@ def close_vector_env(vec: gymnasium.vector.VectorEnv, broken: bool) -> None:
         vec.close()
         return
     for process in vec.processes:
-        if process.is_alive():
-            process.terminate()
-        process.join(timeout=2.0)
-        if process.is_alive():
-            process.kill()
-            process.join()
+        stop_process(process, terminate=True, wait_s=2.0)
     for pipe in vec.parent_pipes:
         if pipe is not None:
             pipe.close()
     vec.closed = True  # nothing left for gymnasium's own close() to talk to
+
+
+def stop_process(process: BaseProcess, terminate: bool, wait_s: float) -> None:
+    """Reap a worker process: SIGTERM first when ``terminate``, then wait ``wait_s`` seconds
+    and SIGKILL it if it is still alive."""
+    if terminate and process.is_alive():
+        process.terminate()
+    process.join(timeout=wait_s)
+    if process.is_alive():
+        process.kill()
+        process.join()
 
 
 def _failure(
