@@ -1,17 +1,17 @@
 """The project's benchmarks, each printing its figures as it measures them.
 
-==========  =================================================================================
-``env``     policy and simulated steps/s of every scenario (stock simulation):
-            :func:`run_env_bench`
-``sim``     stock vs accelerated simulation side by side, with the speed-up:
-            :func:`run_sim_bench`
-``collect`` collection frames/s with 1 and 2 workers (or any counts); time and size of a
-            dataset: :func:`run_collect_bench`
-``evaluate`` closed-loop frames/s of a network agent with 1 and 2 workers (or any counts),
-            pipelined and in lockstep: :func:`run_evaluate_bench`
-``train``   training samples/s through Lightning beside a bare PyTorch loop:
-            :mod:`driving.train.benchmark`
-==========  =================================================================================
+============  ===============================================================================
+``env``       policy and simulated steps/s of every scenario (stock simulation):
+              :func:`run_env_bench`
+``sim``       stock vs accelerated simulation side by side, with the speed-up:
+              :func:`run_sim_bench`
+``collect``   collection frames/s with 1 and 2 workers (or any counts); time and size of a
+              dataset: :func:`run_collect_bench`
+``train``     training samples/s through Lightning beside a bare PyTorch loop:
+              :mod:`driving.train.benchmark`
+``evaluate``  a network agent's closed-loop frames/s per worker count and layout:
+              :mod:`driving.evaluation_benchmark`
+============  ===============================================================================
 
 ``env`` drives the ``keep-lane`` agent (zero actions, negligible decision time) through each
 scenario in one process and reports decisions per second, simulator steps per second
@@ -38,13 +38,6 @@ by construction, not measured twice).
 Its datasets are written to a temporary folder (under ``dir``) and removed afterwards, except
 the measured one when ``keep`` asks to keep it (``noise_steer`` then collects it with DART
 noise, as ``driving collect`` would, so it can be trained on).
-
-``evaluate`` drives a network agent (a checkpoint, or by default an untrained network of the
-default architecture: inference costs the same whatever the weights) over the same held-out
-seeds with each worker count, and above one worker in each layout of :data:`EVALUATE_MODES`:
-inside each worker (one thread each, the CPU default; not offered on a GPU), here pipelined
-(one group of environments steps while the network decides for the other, the GPU default)
-and here in lockstep (every environment waits for every decision).
 """
 
 from __future__ import annotations
@@ -60,19 +53,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 import envs
-from agents.checkpoint import policy_record
-from agents.cnn_agent import CnnAgent, default_device
-from agents.networks import NetworkConfig, build_network
 from agents.registry import make_agent
 from driving.collection import collect
 from driving.dataset import DatasetWriter, DemoDataset, check_new_root, verify_dataset
 from driving.files import size_on_disk
 from driving.mixers import DartNoise
-from driving.rollout import rollout
-from driving.seeds import evaluation_seeds, training_seeds
+from driving.seeds import training_seeds
 from envs.errors import UserError
 from envs.fast import is_supported
 from envs.scenarios import Scenario, get_scenario
@@ -349,87 +337,3 @@ def run_collect_bench(args: CollectBench) -> dict[str, Any]:
             f"{extrapolated['read_frames_s']:.1f} s, verify {extrapolated['verify_s']:.1f} s"
         )
     return results
-
-
-@dataclass
-class EvaluateBench:
-    """What ``driving bench evaluate`` measures (see the module docstring).
-
-    Attributes:
-        agent: a network agent spec ``cnn:PATH`` (None: an untrained default network).
-        scenario: the scenario name.
-        overrides: its overrides.
-        episodes: held-out episodes per row.
-        counts: worker counts measured side by side.
-        fast: the accelerated simulation (None: the project default).
-    """
-
-    agent: str | None = None
-    scenario: str = "highway"
-    overrides: dict[str, Any] | None = None
-    episodes: int = 4
-    counts: tuple[int, ...] = (1, 2)
-    fast: bool | None = None
-
-
-EVALUATE_MODES = ("in workers", "pipelined", "lockstep")
-"""Where a network decides above one worker: inside each worker (its CPU layout), or here,
-pipelined over two groups of environments (its GPU layout) or in lockstep."""
-
-
-def untrained_network_agent(scenario: Scenario) -> CnnAgent:
-    """A CNN agent of the default architecture on the default device, its output layer zeroed:
-    it keeps its lane at its speed, so episodes run their length, and its inference costs what
-    a trained network's does."""
-    config = NetworkConfig()
-    network = build_network(config, scenario.observation.shape, scenario.action.size)
-    output = [m for m in network.modules() if isinstance(m, torch.nn.Linear)][-1]
-    with torch.no_grad():
-        output.weight.zero_()
-        output.bias.zero_()
-    record = policy_record(scenario, config, training_frames=0, expert_labels=0)
-    return CnnAgent(scenario, network, record, device=default_device())
-
-
-def run_evaluate_bench(args: EvaluateBench) -> dict[str, Any]:
-    """Print and return closed-loop frames/s of a network agent per worker count and mode."""
-    scenario = get_scenario(args.scenario).with_overrides(args.overrides or {})
-    agent = make_agent(args.agent, scenario) if args.agent else untrained_network_agent(scenario)
-    if not isinstance(agent, CnnAgent):
-        raise UserError(f"bench evaluate measures network agents (cnn:PATH), not {agent.name}")
-    seeds = evaluation_seeds(scenario, args.episodes, None)
-    print(
-        f"bench evaluate: {agent.name} ({agent.parameters:,} parameters, "
-        f"{agent.describe().get('device')}) on {scenario.name} {scenario.overrides or ''}; "
-        f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}",
-        flush=True,
-    )
-    print(f"{'workers':>8}{'mode':>12}{'episodes':>10}{'frames':>8}{'seconds':>9}{'frames/s':>10}")
-    rows: list[dict[str, Any]] = []
-    for workers in args.counts:
-        modes = [m for m in EVALUATE_MODES if agent.decides_in_worker or m != "in workers"]
-        for mode in modes if workers > 1 else ["in-process"]:
-            started = time.perf_counter()
-            episodes = rollout(
-                agent, scenario, seeds, workers=workers, fast=args.fast,
-                agent_here=mode != "in workers", pipeline=mode == "pipelined",
-            )  # fmt: skip
-            seconds = time.perf_counter() - started
-            frames = sum(ep.steps for ep in episodes)
-            row = {
-                "workers": workers,
-                "mode": mode,
-                "episodes": len(episodes),
-                "frames": frames,
-                "seconds": seconds,
-                "frames_per_s": frames / seconds,
-            }
-            row["speedup"] = row["frames_per_s"] / (rows[0] if rows else row)["frames_per_s"]
-            rows.append(row)
-            print(
-                f"{workers:>8}{mode:>12}{len(episodes):>10}{frames:>8}{seconds:>9.1f}"
-                f"{row['frames_per_s']:>10.1f}  x{row['speedup']:.2f}",
-                flush=True,
-            )
-    agent.close()
-    return {"agent": agent.describe(), "scenario": scenario.to_dict(), "rows": rows}

@@ -14,7 +14,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from driving.benchmark import EvaluateBench, run_evaluate_bench
 from driving.commands._args import (
     ArgumentParser,
     add_fast_argument,
@@ -24,6 +23,7 @@ from driving.commands._args import (
     write_json,
 )
 from driving.configs import load_overrides
+from driving.evaluation_benchmark import EvaluateBench, run_evaluate_bench
 from envs.scenarios import SCENARIOS
 
 
