@@ -60,7 +60,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
-import fcntl
 import functools
 import json
 import os
@@ -76,10 +75,12 @@ import numpy as np
 
 from driving.files import (
     TMP_PREFIX,
+    SymlinkLock,
     atomic_write_text,
     check_output_location,
     file_sha256,
     fsync_dir,
+    hold_lock,
     size_on_disk,
 )
 from driving.versions import package_versions
@@ -271,22 +272,13 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 
 
-def _lock(root: Path) -> IO[str]:
+def _lock(root: Path) -> IO[bytes]:
     """Take the writer lock of dataset ``root`` (a :class:`UserError` if another holds it, or
     if the lock file is a symlink: it is never followed)."""
     try:
-        fd = os.open(root / LOCK, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o666)
-    except OSError as exc:
-        if exc.errno != errno.ELOOP:
-            raise
+        return hold_lock(root / LOCK, f"dataset {root} is being written by another process")
+    except SymlinkLock:
         raise UnsafePath(f"dataset {root}: {LOCK} is a symlink (refused)") from None
-    handle = os.fdopen(fd, "a")  # held for the writer's lifetime
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise UserError(f"dataset {root} is being written by another process") from None
-    return handle
 
 
 def _check_entries(root: Path, manifest: dict[str, Any]) -> None:
@@ -1002,18 +994,9 @@ def _read_lock(root: Path) -> contextlib.AbstractContextManager[Any]:
     if not path.exists() and not path.is_symlink():
         return contextlib.nullcontext()
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError as exc:
-        if exc.errno != errno.ELOOP:
-            raise
+        return hold_lock(path, f"dataset {root} is being written by another process", shared=True)
+    except SymlinkLock:
         raise UnsafePath(f"dataset {root}: {LOCK} is a symlink (refused)") from None
-    handle = os.fdopen(fd, "rb")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise UserError(f"dataset {root} is being written by another process") from None
-    return handle
 
 
 def convert_dataset(src: str | Path, dst: str | Path) -> str:

@@ -229,7 +229,7 @@ class EvaluationFolder:
         complete: the folder already holds this evaluation, finished.
     """
 
-    def __init__(self, out: Path, lock: IO[str], rows: list[dict[str, float]], complete: bool):
+    def __init__(self, out: Path, lock: IO[bytes], rows: list[dict[str, float]], complete: bool):
         self.out = out
         self.rows = rows
         self.complete = complete

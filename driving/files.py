@@ -12,6 +12,7 @@ the same way by :class:`driving.dataset.DatasetWriter`; folders are copied the s
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import functools
 import hashlib
@@ -142,22 +143,37 @@ def check_output_location(path: Path, what: str = "output") -> None:
         raise UserError(f"{what} {path} cannot be written ({exc.strerror} in {folder})") from None
 
 
-def hold_lock(path: Path, busy: str) -> IO[str]:
-    """Take an exclusive advisory lock (``flock``) on the file ``path`` (created if absent).
+def hold_lock(path: Path, busy: str, shared: bool = False) -> IO[bytes]:
+    """Take an advisory lock (``flock``) on the file ``path``: exclusive (a writer; the file is
+    created if absent) or ``shared`` (a reader; the file must exist). A symlink is never
+    followed.
 
-    Returns the open file that holds the lock: keep it open while writing; closing it, or the
-    process ending in any way, releases the lock.
+    Returns the open file that holds the lock: keep it open while writing or reading; closing
+    it, or the process ending in any way, releases the lock.
 
     Raises:
-        UserError: ``busy``, when another process holds the lock.
+        UserError: ``busy``, when another process holds the lock (an exclusive one, for a
+            shared lock).
+        SymlinkLock: ``path`` is a symlink.
     """
-    handle = open(path, "a")  # noqa: SIM115 (held by the caller)
+    flags = os.O_RDONLY if shared else os.O_WRONLY | os.O_CREAT | os.O_APPEND
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fd = os.open(path, flags | os.O_NOFOLLOW, 0o666)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise SymlinkLock(f"{path} is a symlink (refused)") from None
+    handle = os.fdopen(fd, "rb" if shared else "ab")
+    try:
+        fcntl.flock(handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
         raise UserError(busy) from None
     return handle
+
+
+class SymlinkLock(UserError):
+    """A lock file that is a symlink: never followed (it could lead anywhere)."""
 
 
 def append_line(fh: IO[str], line: str) -> None:
