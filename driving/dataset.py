@@ -725,7 +725,7 @@ class DatasetWriter:
     (a version 1 dataset reopened to append stays version 1; ``driving data convert`` upgrades).
     """
 
-    def __init__(self, root: Path, manifest: dict[str, Any], lock: IO[str]) -> None:
+    def __init__(self, root: Path, manifest: dict[str, Any], lock: IO[bytes]) -> None:
         self.root = root
         self.manifest = manifest
         self._lock = lock  # held (flock) while this writer lives; released if the process dies
