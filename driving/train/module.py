@@ -94,6 +94,8 @@ class BehaviourCloning(pl.LightningModule):
             self.network = self.network.to(memory_format=torch.channels_last)
         self.register_buffer("loss_weights", torch.tensor(weights, dtype=torch.float32))
         self._batches_done = 0
+        self._train_sums: torch.Tensor | None = None  # (1 + A,) loss and errors x samples
+        self._train_count = 0
 
     def forward(self, frames: torch.Tensor, speed: torch.Tensor | None = None) -> torch.Tensor:
         """``(B, C, H, W)`` pixels and ``(B,)`` ego speeds [m/s] -> ``(B, A)`` actions in
@@ -110,27 +112,54 @@ class BehaviourCloning(pl.LightningModule):
             per = F.mse_loss(pred, target, reduction="none")
         return per.mean(dim=0)
 
-    def _step(self, batch: Batch, stage: str) -> torch.Tensor:
+    def _losses(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The weighted loss (a scalar) and the detached ``(A,)`` mean absolute error of each
+        action component, over ``batch``."""
         frames, speed, labels = batch
         pred = self(frames, speed).float()
         labels = labels.float()
         per = self.component_losses(pred, labels)
         loss = (per * self.loss_weights).sum() / self.loss_weights.sum().clamp_min(1e-12)
-        mae = (pred - labels).abs().mean(dim=0).detach()
-        on_step = stage == "train"
-        size = frames.shape[0]
-        self.log(
-            f"{stage}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=True, batch_size=size
-        )
+        return loss, (pred - labels).abs().mean(dim=0).detach()
+
+    def _step(self, batch: Batch, stage: str) -> torch.Tensor:
+        """A validation or test step: the loss and each component's error, epoch means."""
+        loss, mae = self._losses(batch)
+        size = batch[0].shape[0]
+        self.log(f"{stage}/loss", loss, prog_bar=True, on_epoch=True, batch_size=size)
         for i, name in enumerate(self.action.names):
-            self.log(f"{stage}/mae_{name}", mae[i], on_step=False, on_epoch=True, batch_size=size)
+            self.log(f"{stage}/mae_{name}", mae[i], on_epoch=True, batch_size=size)
         return loss
 
     def training_step(self, batch: Batch, batch_idx: int):
+        """One training step. Its metrics are summed on the device and handed to ``self.log``
+        only every ``log_every_n_steps`` steps (``train/loss_step``, ``train/lr``) and at the
+        epoch's end (``train/loss_epoch``, ``train/mae_*``): four ``self.log`` calls per step
+        were most of Lightning's overhead over a bare PyTorch loop on a CPU (issue 19)."""
         self._batches_done = batch_idx + 1  # read by the cosine schedule after this step
-        lr = self.optimizers().param_groups[0]["lr"] if self._trainer else self.hparams.lr
-        self.log("train/lr", lr, on_step=True, on_epoch=False, batch_size=len(batch[0]))
-        return self._step(batch, "train")
+        loss, mae = self._losses(batch)
+        size = batch[0].shape[0]
+        sums = torch.cat([loss.detach().reshape(1), mae]) * size
+        self._train_sums = sums if self._train_sums is None else self._train_sums + sums
+        self._train_count += size
+        trainer = self._trainer
+        if trainer is None or (trainer.global_step + 1) % max(trainer.log_every_n_steps, 1) == 0:
+            lr = self.optimizers().param_groups[0]["lr"] if trainer else self.hparams.lr
+            self.log("train/lr", lr, on_step=True, on_epoch=False, batch_size=size)
+            self.log("train/loss_step", loss, prog_bar=True, on_step=True, on_epoch=False)
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._train_sums, self._train_count = None, 0
+
+    def on_train_epoch_end(self) -> None:
+        """Log the epoch's means of the training loss and errors (one sync with the device)."""
+        if self._train_sums is None:
+            return
+        means = (self._train_sums / self._train_count).tolist()
+        self.log("train/loss_epoch", means[0], prog_bar=True)
+        for name, value in zip(self.action.names, means[1:], strict=True):
+            self.log(f"train/mae_{name}", value)
 
     def validation_step(self, batch: Batch, batch_idx: int):
         return self._step(batch, "val")
