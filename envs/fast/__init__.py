@@ -18,8 +18,12 @@ import functools
 from envs.fast.drawing import use_fast_lane_viewer
 from envs.fast.road import FastRoad
 
-SUPPORTED_ENV_IDS = frozenset({"highway-v0"})
-"""highway-env ids with straight roads along +x and IDM/MOBIL traffic."""
+SUPPORTED_ENV_IDS = frozenset(
+    {"highway-v0", "merge-v0", "racetrack-v0", "roundabout-v0", "exit-v0"}
+)
+"""highway-env ids on a plain ``Road`` whose lanes are all straight, sine or circular lanes
+(:mod:`envs.fast.geometry`). Not intersection-v0: its ``RegulatedRoad`` (right of way, yielding)
+is a ``Road`` subclass that :class:`FastRoad` would replace."""
 
 
 def is_supported(env_id: str) -> bool:

@@ -3,13 +3,14 @@
 highway-env's ``RoadGraphics.display`` spends most of an observation frame computing, stripe by
 stripe, the world and pixel coordinates of the lane markings (``lane.position``, ``vec2pix``).
 :class:`FastLaneViewer` computes the same coordinates for all stripes of a lane side with the
-same arithmetic, element-wise, and then issues exactly the stock sequence of pygame calls with
-exactly the same integer arguments, so the frames are pixel-identical; it also leaves out of the
-per-vehicle drawing calls the vehicles far outside the frame, which the stock calls skip anyway.
-It applies to offscreen viewers (the observation's) of roads whose lanes are all straight along
-+x; any other case, or any display option (trajectories, agent display, saved images, history),
-draws with the stock viewer.
-"""
+same arithmetic, element-wise (:mod:`envs.fast.geometry`), and then issues the stock sequence of
+pygame calls with exactly the same integer arguments, less the stripes that lie wholly outside the
+frame (on a winding road most of them: the stock draws every stripe within
+``2 * (width + height)`` pixels of the origin along every lane), so the frames are
+pixel-identical; it also leaves out of the per-vehicle drawing calls the vehicles far outside the
+frame, which the stock calls skip anyway. It applies to offscreen viewers (the observation's) of
+roads whose lanes are all straight, sine or circular; any other case, or any display option
+(trajectories, agent display, saved images, history), draws with the stock viewer."""
 
 from __future__ import annotations
 
@@ -20,37 +21,50 @@ from highway_env.road.graphics import LaneGraphics, RoadGraphics, WorldSurface
 from highway_env.road.lane import LineType
 from highway_env.vehicle.graphics import VehicleGraphics
 
-from envs.fast.lanes import AxisLane, AxisLaneTable
+from envs.fast.geometry import GeoLane, LaneGeometry
 
 NEAR_FRAME_PX = 60
 """Margin [px] around the frame within which vehicles are handed to ``VehicleGraphics``."""
 
 
 def _draw_stripes(
-    lane: AxisLane, surface: WorldSurface, starts: np.ndarray, ends: np.ndarray, lat: float
+    lane: GeoLane, surface: WorldSurface, starts: np.ndarray, ends: np.ndarray, lat: float
 ) -> None:
-    """``LaneGraphics.draw_stripes`` for stripes at lateral offset ``lat`` [m]."""
-    spec = lane.lane
-    starts = np.clip(starts, 0, spec.length)
-    ends = np.clip(ends, 0, spec.length)
+    """``LaneGraphics.draw_stripes`` for stripes at lateral offset ``lat`` [m], leaving out the
+    stripes whose two ends lie beyond the same edge of the frame by more than the line width
+    (``pygame.draw.line`` draws nothing of those)."""
+    starts = np.clip(starts, 0, lane.length)
+    ends = np.clip(ends, 0, lane.length)
     drawn = np.abs(starts - ends) > 0.5 * LaneGraphics.STRIPE_LENGTH
-    (dx, dy), (lx, ly) = spec.direction, spec.direction_lateral
     ox, oy = surface.origin[0], surface.origin[1]
     scaling = surface.scaling
 
-    def pixels(s: np.ndarray) -> tuple[list[int], list[int]]:
-        x = (spec.start[0] + s * dx) + lat * lx
-        y = (spec.start[1] + s * dy) + lat * ly
-        return ((x - ox) * scaling).astype(int).tolist(), ((y - oy) * scaling).astype(int).tolist()
+    def pixels(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x, y = lane.position(s, np.full(len(s), lat))
+        return ((x - ox) * scaling).astype(int), ((y - oy) * scaling).astype(int)
 
     x0, y0 = pixels(starts[drawn])
     x1, y1 = pixels(ends[drawn])
     width = max(surface.pix(LaneGraphics.STRIPE_WIDTH), 1)
-    for a, b, c, d in zip(x0, y0, x1, y1, strict=True):
+    low, right, bottom = (
+        -(width + 2),
+        surface.get_width() + width + 2,
+        surface.get_height() + width + 2,
+    )
+    outside = (
+        ((x0 < low) & (x1 < low))
+        | ((y0 < low) & (y1 < low))
+        | ((x0 > right) & (x1 > right))
+        | ((y0 > bottom) & (y1 > bottom))
+    )
+    keep = ~outside
+    for a, b, c, d in zip(
+        x0[keep].tolist(), y0[keep].tolist(), x1[keep].tolist(), y1[keep].tolist(), strict=True
+    ):
         pygame.draw.line(surface, surface.WHITE, (a, b), (c, d), width)
 
 
-def draw_lanes(table: AxisLaneTable, surface: WorldSurface) -> None:
+def draw_lanes(geometry: LaneGeometry, surface: WorldSurface) -> None:
     """``RoadGraphics.display``: the grey ground and every lane's markings."""
     surface.fill(surface.GREY)
     spacing = LaneGraphics.STRIPE_SPACING
@@ -58,7 +72,7 @@ def draw_lanes(table: AxisLaneTable, surface: WorldSurface) -> None:
         2 * (surface.get_height() + surface.get_width()) / (spacing * surface.scaling)
     )
     offsets = np.arange(stripes_count) * spacing
-    for lane in table.lanes:
+    for lane in geometry.lanes:
         s_origin, _ = lane.lane.local_coordinates(surface.origin)
         s0 = (int(s_origin) // spacing - stripes_count // 2) * spacing
         for side in range(2):
@@ -96,9 +110,9 @@ class FastLaneViewer(EnvViewer):
     hand ``VehicleGraphics`` only the vehicles near the frame (in road order, as the stock)."""
 
     def display(self) -> None:
-        table = getattr(self.env.road, "table", None)
+        geometry = getattr(self.env.road, "geometry", None)
         if (
-            table is None
+            geometry is None
             or not self.enabled
             or not self.offscreen
             or self.vehicle_trajectory
@@ -110,7 +124,7 @@ class FastLaneViewer(EnvViewer):
             return
         surface = self.sim_surface
         surface.move_display_window_to(self.window_position())
-        draw_lanes(table, surface)
+        draw_lanes(geometry, surface)
         RoadGraphics.display_road_objects(self.env.road, surface, offscreen=True)
         for vehicle in _near_frame(self.env.road.vehicles, surface):
             VehicleGraphics.display(vehicle, surface, offscreen=True)
