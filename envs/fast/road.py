@@ -1,8 +1,12 @@
 """A highway-env ``Road`` that simulates the same traffic with far fewer Python operations.
 
 :class:`FastRoad` keeps highway-env's vehicle objects and their state as the single source of
-truth and only replaces how the road loops over them, when every lane is a straight lane along +x
-(:class:`~envs.fast.lanes.AxisLaneTable`) and no trajectory history is recorded:
+truth and only replaces how the road loops over them, when no trajectory history is recorded.
+When every lane is a straight lane along +x (:class:`~envs.fast.lanes.AxisLaneTable`, highway-v0)
+it replaces all of the following; when the lanes are straight, sine or circular lanes in any
+direction (:class:`~envs.fast.geometry.LaneGeometry`: merge, racetrack, roundabout, exit roads)
+it replaces the neighbour search and ``step``, and every vehicle decides through its own ``act``
+(those roads carry a handful of cars, routes and lane ends, where a batch would not pay):
 
 - ``neighbour_vehicles``: binary search in per-lane sorted snapshots
   (:class:`~envs.fast.neighbours.NeighbourIndex`), rebuilt when a vehicle moved or the vehicle
@@ -141,7 +145,10 @@ class FastRoad(Road):
     @classmethod
     def adopt(cls, road: Road) -> FastRoad:
         """A FastRoad with ``road``'s network, vehicles, objects and random generator; every
-        vehicle and object is re-pointed at it."""
+        vehicle and object is re-pointed at it. ``road`` must be a plain :class:`Road` (a
+        subclass's own ``act``/``step`` would be lost)."""
+        if type(road) is not Road:
+            raise TypeError(f"FastRoad adopts a plain Road, not a {type(road).__name__}")
         fast = cls.__new__(cls)
         state = dict(vars(road))
         vehicles, objects = state.pop("vehicles"), state.pop("objects")
