@@ -21,76 +21,74 @@ from highway_env.road.graphics import LaneGraphics, RoadGraphics, WorldSurface
 from highway_env.road.lane import LineType
 from highway_env.vehicle.graphics import VehicleGraphics
 
-from envs.fast.geometry import GeoLane, LaneGeometry
+from envs.fast.geometry import LaneGeometry
 
 NEAR_FRAME_PX = 60
 """Margin [px] around the frame within which vehicles are handed to ``VehicleGraphics``."""
 
 
-def _draw_stripes(
-    lane: GeoLane, surface: WorldSurface, starts: np.ndarray, ends: np.ndarray, lat: float
-) -> None:
-    """``LaneGraphics.draw_stripes`` for stripes at lateral offset ``lat`` [m], leaving out the
-    stripes whose two ends lie beyond the same edge of the frame by more than the line width
-    (``pygame.draw.line`` draws nothing of those)."""
-    starts = np.clip(starts, 0, lane.length)
-    ends = np.clip(ends, 0, lane.length)
-    drawn = np.abs(starts - ends) > 0.5 * LaneGraphics.STRIPE_LENGTH
-    ox, oy = surface.origin[0], surface.origin[1]
-    scaling = surface.scaling
-
-    def pixels(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x, y = lane.position(s, np.full(len(s), lat))
-        return ((x - ox) * scaling).astype(int), ((y - oy) * scaling).astype(int)
-
-    x0, y0 = pixels(starts[drawn])
-    x1, y1 = pixels(ends[drawn])
-    width = max(surface.pix(LaneGraphics.STRIPE_WIDTH), 1)
-    low, right, bottom = (
-        -(width + 2),
-        surface.get_width() + width + 2,
-        surface.get_height() + width + 2,
-    )
-    outside = (
-        ((x0 < low) & (x1 < low))
-        | ((y0 < low) & (y1 < low))
-        | ((x0 > right) & (x1 > right))
-        | ((y0 > bottom) & (y1 > bottom))
-    )
-    keep = ~outside
-    for a, b, c, d in zip(
-        x0[keep].tolist(), y0[keep].tolist(), x1[keep].tolist(), y1[keep].tolist(), strict=True
-    ):
-        pygame.draw.line(surface, surface.WHITE, (a, b), (c, d), width)
-
-
 def draw_lanes(geometry: LaneGeometry, surface: WorldSurface) -> None:
-    """``RoadGraphics.display``: the grey ground and every lane's markings."""
+    """``RoadGraphics.display``: the grey ground and every lane's markings, all stripes of all
+    lanes computed at once and drawn in the stock order, less the stripes whose two ends lie
+    beyond the same edge of the frame by more than the line width (``pygame.draw.line`` draws
+    nothing of those)."""
     surface.fill(surface.GREY)
     spacing = LaneGraphics.STRIPE_SPACING
     stripes_count = int(
         2 * (surface.get_height() + surface.get_width()) / (spacing * surface.scaling)
     )
     offsets = np.arange(stripes_count) * spacing
-    for lane in geometry.lanes:
+    lanes, starts, ends, lats = [], [], [], []
+    for k, lane in enumerate(geometry.lanes):
         s_origin, _ = lane.lane.local_coordinates(surface.origin)
         s0 = (int(s_origin) // spacing - stripes_count // 2) * spacing
         for side in range(2):
             kind = lane.lane.line_types[side]
-            lat = (side - 0.5) * lane.lane.width_at(s0)
-            starts = s0 + offsets
             if kind == LineType.STRIPED:
-                _draw_stripes(lane, surface, starts, starts + LaneGraphics.STRIPE_LENGTH, lat)
+                start = s0 + offsets
+                end = start + LaneGraphics.STRIPE_LENGTH
             elif kind == LineType.CONTINUOUS:
-                _draw_stripes(lane, surface, starts, starts + spacing, lat)
+                start = s0 + offsets
+                end = start + spacing
             elif kind == LineType.CONTINUOUS_LINE:
-                _draw_stripes(
-                    lane,
-                    surface,
-                    np.array([s0 + 0 * spacing]),
-                    np.array([s0 + stripes_count * spacing + LaneGraphics.STRIPE_LENGTH]),
-                    lat,
-                )
+                start = np.array([s0 + 0 * spacing])
+                end = np.array([s0 + stripes_count * spacing + LaneGraphics.STRIPE_LENGTH])
+            else:
+                continue
+            lanes.append(np.full(len(start), k))
+            starts.append(start)
+            ends.append(end)
+            lats.append(np.full(len(start), (side - 0.5) * lane.lane.width_at(s0)))
+    if not lanes:
+        return
+    lane_of = np.concatenate(lanes)
+    length = geometry.length[lane_of]
+    start = np.clip(np.concatenate(starts), 0, length)
+    end = np.clip(np.concatenate(ends), 0, length)
+    drawn = np.flatnonzero(np.abs(start - end) > 0.5 * LaneGraphics.STRIPE_LENGTH)
+    lane_of, lat = lane_of[drawn], np.concatenate(lats)[drawn]
+    ox, oy = surface.origin[0], surface.origin[1]
+    scaling = surface.scaling
+
+    def pixels(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x, y = geometry.position(lane_of, s, lat)
+        return ((x - ox) * scaling).astype(int), ((y - oy) * scaling).astype(int)
+
+    x0, y0 = pixels(start[drawn])
+    x1, y1 = pixels(end[drawn])
+    width = max(surface.pix(LaneGraphics.STRIPE_WIDTH), 1)
+    low = -(width + 2)
+    right, bottom = surface.get_width() + width + 2, surface.get_height() + width + 2
+    keep = ~(
+        ((x0 < low) & (x1 < low))
+        | ((y0 < low) & (y1 < low))
+        | ((x0 > right) & (x1 > right))
+        | ((y0 > bottom) & (y1 > bottom))
+    )
+    for a, b, c, d in zip(
+        x0[keep].tolist(), y0[keep].tolist(), x1[keep].tolist(), y1[keep].tolist(), strict=True
+    ):
+        pygame.draw.line(surface, surface.WHITE, (a, b), (c, d), width)
 
 
 def _near_frame(vehicles: list, surface: WorldSurface) -> list:

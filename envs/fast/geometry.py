@@ -60,6 +60,10 @@ class LaneParameters:
     start_phase: np.ndarray | None = None
     sense: np.ndarray | None = None
 
+    def take(self, rows: np.ndarray) -> LaneParameters:
+        """The parameters of lanes ``rows`` (of flat parameters, one lane per row)."""
+        return LaneParameters(**{k: None if v is None else v[rows] for k, v in vars(self).items()})
+
     @classmethod
     def of(cls, kind: int, lanes: list[AbstractLane], column: bool) -> LaneParameters:
         """The parameters of ``lanes`` (all of ``kind``); ``column`` adds a points axis."""
@@ -189,19 +193,26 @@ class LaneGeometry:
             for index, lane, kind in zip(indexes, lanes, kinds, strict=True)
         ]
         self.by_index = {lane.index: lane for lane in self.lanes}
+        self.length = np.array([lane.length for lane in self.lanes])
+        """``(L,)`` lane lengths [m]."""
+        self._kind = np.array(kinds)
+        self._slot = np.zeros(len(lanes), dtype=int)
+        """Each lane's row among the lanes of its kind."""
         self._groups = []
         """Per kind present: ``(kind, row numbers in network order, (m, 1) parameters,
-        (m, 1) lengths)``."""
+        (m, 1) lengths, (m,) parameters)``."""
         for kind in (STRAIGHT, SINE, CIRCULAR):
             rows = [k for k, k_kind in enumerate(kinds) if k_kind == kind]
             if rows:
                 members = [lanes[k] for k in rows]
+                self._slot[rows] = np.arange(len(rows))
                 self._groups.append(
                     (
                         kind,
                         np.array(rows),
                         LaneParameters.of(kind, members, column=True),
                         np.array([lane.length for lane in members], dtype=float)[:, None],
+                        LaneParameters.of(kind, members, column=False),
                     )
                 )
 
@@ -227,7 +238,7 @@ class LaneGeometry:
             heading: ``(n,)`` headings [rad].
         """
         distance = np.empty((len(self.lanes), len(x)))
-        for kind, rows, params, length in self._groups:
+        for kind, rows, params, length, _ in self._groups:
             s, r = local_coordinates(kind, params, x[None, :], y[None, :])
             angle = np.abs(_wrap_to_pi(heading[None, :] - heading_at(kind, params, s)))
             distance[rows] = (
@@ -235,3 +246,17 @@ class LaneGeometry:
             )
         lanes = self.lanes
         return [lanes[k] for k in np.argmin(distance, axis=0).tolist()]
+
+    def position(
+        self, lanes: np.ndarray, longitudinal: np.ndarray, lateral: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """World ``(x, y)`` [m] of ``(n,)`` lane coordinates, point ``i`` on lane number
+        ``lanes[i]`` (network order)."""
+        x, y = np.empty(len(lanes)), np.empty(len(lanes))
+        kinds = self._kind[lanes]
+        for kind, _, _, _, flat in self._groups:
+            sel = np.flatnonzero(kinds == kind)
+            if len(sel):
+                params = flat.take(self._slot[lanes[sel]])
+                x[sel], y[sel] = position(kind, params, longitudinal[sel], lateral[sel])
+        return x, y
