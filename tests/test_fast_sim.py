@@ -1,6 +1,7 @@
 """Sameness of the accelerated simulation (``envs.fast``) and the stock highway-env one.
 
-The core check drives the same seeds with the same ego actions through both and compares, at
+The core check drives the same seeds with the same ego actions through both, on highway-v0 and on
+every other covered highway-env id (merge, racetrack, roundabout, exit), and compares, at
 every decision step: every car's position (1e-6 m), heading and speed (1e-9), lane, target lane,
 crash flag and timer (exact); the reward, ``terminated``/``truncated`` (exact); the observation
 (at most a few pixels); ``info["scene"]``, ``info["metrics"]``, ``info["idm_action"]`` and the
@@ -42,6 +43,7 @@ from envs.fast import is_supported
 from envs.fast.collisions import collision_candidates
 from envs.fast.drawing import FastLaneViewer
 from envs.fast.road import DRIVE, IDLE, MOVE, OWN, TIMED_MOVE, FastRoad, act_role, step_role
+from envs.scenarios import Scenario, get_scenario
 
 BUSY = {"vehicles_count": 25, "vehicles_density": 1.5, "duration": 10}
 """10 s of dense traffic: lane changes, MOBIL decisions and (with a reckless ego) crashes."""
@@ -95,18 +97,22 @@ def _assert_metrics_match(a: dict, b: dict) -> None:
             assert b[key] == pytest.approx(a[key], rel=1e-9, abs=POSITION_ATOL_M), key
 
 
-def _run(seed: int, fast: bool, policy: str, steps: int) -> list[dict]:
+def _run(
+    scenario: str | Scenario, overrides: dict, seed: int, fast: bool, policy: str, steps: int
+) -> list[dict]:
     """One episode; the ego action comes from the IDM hint (stopping at the episode's end) or,
     ``reckless``, from a seeded generator (driving on after a crash, to see its aftermath)."""
-    env = envs.make("highway", overrides=BUSY, fast=fast)
+    env = envs.make(scenario, overrides=overrides, fast=fast)
     rng = np.random.default_rng(seed)
     obs, info = env.reset(seed=seed)
     record = [{"obs": obs, "info": info, "cars": _cars(env.sim.road.vehicles)}]
     for _ in range(steps):
-        if policy == "idm":
-            action = info["idm_action"]
-        else:  # reckless: mostly full throttle, random steering
+        if policy == "idm":  # steering only: the hint's steering, as the idm baseline does
+            action = info["idm_action"][-env.action_space.shape[0] :]
+        elif env.action_space.shape == (2,):  # reckless: mostly full throttle, random steering
             action = np.array([rng.uniform(0.2, 1.0), rng.uniform(-0.3, 0.3)], np.float32)
+        else:  # reckless, steering only
+            action = np.array([rng.uniform(-0.3, 0.3)], np.float32)
         obs, reward, terminated, truncated, info = env.step(action)
         cars = _cars(env.sim.road.vehicles)
         record.append(
@@ -126,11 +132,8 @@ def _run(seed: int, fast: bool, policy: str, steps: int) -> list[dict]:
     return record
 
 
-@pytest.mark.parametrize(("seed", "policy"), [(3, "idm"), (10, "reckless"), (12, "reckless")])
-def test_fast_matches_stock_step_by_step(seed: int, policy: str) -> None:
-    steps = 50 if policy == "idm" else 25
-    stock = _run(seed, False, policy, steps)
-    fast = _run(seed, True, policy, steps)
+def _assert_runs_match(stock: list[dict], fast: list[dict]) -> None:
+    """Every step of two :func:`_run` records: cars, reward, done, pixels, ``info``, RNG."""
     assert fast[-1]["road"] is FastRoad and stock[-1]["road"] is Road
     assert len(fast) == len(stock)
     for step, (a, b) in enumerate(zip(stock, fast, strict=True)):
@@ -141,10 +144,51 @@ def test_fast_matches_stock_step_by_step(seed: int, policy: str) -> None:
         _assert_metrics_match(a["info"]["metrics"], b["info"]["metrics"])
         np.testing.assert_allclose(b["info"]["idm_action"], a["info"]["idm_action"], atol=1e-6)
     assert fast[-1]["rng"] == stock[-1]["rng"], "random state consumed differently"
+
+
+@pytest.mark.parametrize(("seed", "policy"), [(3, "idm"), (10, "reckless"), (12, "reckless")])
+def test_fast_matches_stock_step_by_step(seed: int, policy: str) -> None:
+    steps = 50 if policy == "idm" else 25
+    stock = _run("highway", BUSY, seed, False, policy, steps)
+    fast = _run("highway", BUSY, seed, True, policy, steps)
+    _assert_runs_match(stock, fast)
     changing = any(car[3] != car[4] for record in stock for car in record["cars"])
     assert changing, "the episode should exercise MOBIL lane changes"
     if policy == "reckless":
         assert any(car[5] for car in stock[-1]["cars"]), "the episode should contain a crash"
+
+
+def _raw(env_id: str, config: dict, duration: float) -> Scenario:
+    """A scenario on highway-env's own defaults for ``env_id`` (plus ``config``), with the
+    project's pixel observation and continuous actions."""
+    return Scenario(
+        name=env_id, env_id=env_id, description="test", config=config, duration=duration
+    )
+
+
+CURVED_CASES = {
+    "merge": ("merge", {"duration": 8}),
+    "racetrack": ("racetrack", {"duration": 6}),
+    "roundabout": (_raw("roundabout-v0", {}, 8), {}),
+    "exit": (_raw("exit-v0", {"vehicles_count": 15}, 6), {}),
+}
+"""The other highway-env ids the fast path covers (roundabout-v0 and exit-v0 on highway-env's
+own configs), each with short episodes: ``(scenario, overrides)``."""
+
+
+@pytest.mark.parametrize("policy", ["idm", "reckless"])
+@pytest.mark.parametrize("case", sorted(CURVED_CASES))
+def test_fast_matches_stock_step_by_step_on_every_covered_road(case: str, policy: str) -> None:
+    """A ramp on a sine lane (merge), circular lanes (racetrack), planned routes through a
+    roundabout, a lane that ends at an exit: every step the same."""
+    scenario, overrides = CURVED_CASES[case]
+    assert is_supported(get_scenario(scenario).env_id)
+    steps = 40 if policy == "idm" else 20
+    stock = _run(scenario, overrides, 1, False, policy, steps)
+    fast = _run(scenario, overrides, 1, True, policy, steps)
+    _assert_runs_match(stock, fast)
+    lanes = {car[3] for record in stock for car in record["cars"]}
+    assert len(lanes) > 2, "the traffic should drive over several lanes"
 
 
 def _hand_placed_road(fast: bool) -> Road:
@@ -495,11 +539,35 @@ def test_fast_observation_drawing_is_pixel_identical(scenario: str) -> None:
     env.close()
 
 
-def test_uncovered_scenarios_fall_back_to_stock() -> None:
-    assert is_supported("highway-v0") and not is_supported("merge-v0")
-    env = envs.make("merge", overrides={"duration": 1}, fast=True)
+@pytest.mark.parametrize("case", sorted(CURVED_CASES))
+def test_fast_drawing_of_curved_roads_is_pixel_identical(case: str) -> None:
+    """With the ego placed along every lane (sine, circular and sloped straight lanes, their
+    ends, headings across the lane), the frames equal the stock viewer's exactly."""
+    scenario, overrides = CURVED_CASES[case]
+    env = envs.make(scenario, overrides={**overrides, "duration": 1}, fast=True)
     env.reset(seed=0)
-    assert type(env.sim.road) is Road
+    viewer = env.sim.observation_type.viewer
+    assert isinstance(viewer, FastLaneViewer)
+    stock = EnvViewer(env.sim, config=viewer.config)
+    ego = env.sim.vehicle
+    for lane in env.sim.road.geometry.lanes:
+        for s, lat, heading in ((0.0, 0.0, 0.0), (lane.length / 2, 1.3, 1.0), (lane.length, -2, 3)):
+            ego.position[:] = lane.lane.position(s, lat)
+            ego.heading = heading
+            for v in (viewer, stock):
+                v.observer_vehicle = ego
+                v.display()
+            np.testing.assert_array_equal(viewer.get_image(), stock.get_image(), str(lane.index))
+    env.close()
+
+
+def test_uncovered_scenarios_fall_back_to_stock() -> None:
+    """intersection-v0 runs on a RegulatedRoad (right of way), which the fast path leaves."""
+    assert is_supported("merge-v0") and not is_supported("intersection-v0")
+    env = envs.make(_raw("intersection-v0", {}, 1), fast=True)
+    env.reset(seed=0)
+    assert type(env.sim.road).__name__ == "RegulatedRoad"
+    assert type(env.sim.observation_type.viewer) is EnvViewer
     env.close()
 
 
@@ -517,10 +585,9 @@ def test_bench_sim_writes_figures(tmp_path, capsys) -> None:
         bench_sim_main(["--steps", "3", "--scenarios", "highway", "merge", "--json", str(out)]) == 0
     )
     figures = json.loads(out.read_text())
-    assert figures["highway"]["fast_path"] == "covered"
-    assert figures["merge"]["fast_path"] == "stock fallback"
     for name in ("highway", "merge"):
+        assert figures[name]["fast_path"] == "covered"
         for side in ("stock", "fast"):
             assert figures[name][side]["policy_steps_per_s"] > 0
         assert figures[name]["speedup"] > 0
-    assert "stock fallback" in capsys.readouterr().out
+    assert "merge" in capsys.readouterr().out

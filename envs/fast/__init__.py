@@ -3,9 +3,10 @@
 :func:`fast_env_class` derives from a highway-env env class a subclass whose road is a
 :class:`~envs.fast.road.FastRoad` (vectorised neighbour search, IDM/MOBIL traffic, kinematics and
 collision broad phase) and whose observation draws the lane markings with vectorised geometry
-(:mod:`envs.fast.drawing`, same pixels). Vehicles, random draws, rewards, observations and
-``info`` are highway-env's own; only the loops over vehicles and lane stripes change. Sameness
-with the stock simulation is tested in ``tests/test_fast_sim.py``.
+(:mod:`envs.fast.drawing`, same pixels); on roads other than highway-v0's straight ones the
+vehicles decide with their own methods (see :mod:`envs.fast.road`). Vehicles, random draws,
+rewards, observations and ``info`` are highway-env's own; only the loops over vehicles and lane
+stripes change. Sameness with the stock simulation is tested in ``tests/test_fast_sim.py``.
 
 :func:`is_supported` names the highway-env ids whose roads the fast path covers; others run
 stock (``envs.driving_env.highway_env_class`` checks it).
@@ -18,8 +19,12 @@ import functools
 from envs.fast.drawing import use_fast_lane_viewer
 from envs.fast.road import FastRoad
 
-SUPPORTED_ENV_IDS = frozenset({"highway-v0"})
-"""highway-env ids with straight roads along +x and IDM/MOBIL traffic."""
+SUPPORTED_ENV_IDS = frozenset(
+    {"highway-v0", "merge-v0", "racetrack-v0", "roundabout-v0", "exit-v0"}
+)
+"""highway-env ids on a plain ``Road`` whose lanes are all straight, sine or circular lanes
+(:mod:`envs.fast.geometry`). Not intersection-v0: its ``RegulatedRoad`` (right of way, yielding)
+is a ``Road`` subclass that :class:`FastRoad` would replace."""
 
 
 def is_supported(env_id: str) -> bool:

@@ -3,13 +3,14 @@
 highway-env's ``RoadGraphics.display`` spends most of an observation frame computing, stripe by
 stripe, the world and pixel coordinates of the lane markings (``lane.position``, ``vec2pix``).
 :class:`FastLaneViewer` computes the same coordinates for all stripes of a lane side with the
-same arithmetic, element-wise, and then issues exactly the stock sequence of pygame calls with
-exactly the same integer arguments, so the frames are pixel-identical; it also leaves out of the
-per-vehicle drawing calls the vehicles far outside the frame, which the stock calls skip anyway.
-It applies to offscreen viewers (the observation's) of roads whose lanes are all straight along
-+x; any other case, or any display option (trajectories, agent display, saved images, history),
-draws with the stock viewer.
-"""
+same arithmetic, element-wise (:mod:`envs.fast.geometry`), and then issues the stock sequence of
+pygame calls with exactly the same integer arguments, less the stripes that lie wholly outside the
+frame (on a winding road most of them: the stock draws every stripe within
+``2 * (width + height)`` pixels of the origin along every lane), so the frames are
+pixel-identical; it also leaves out of the per-vehicle drawing calls the vehicles far outside the
+frame, which the stock calls skip anyway. It applies to offscreen viewers (the observation's) of
+roads whose lanes are all straight, sine or circular; any other case, or any display option
+(trajectories, agent display, saved images, history), draws with the stock viewer."""
 
 from __future__ import annotations
 
@@ -20,63 +21,74 @@ from highway_env.road.graphics import LaneGraphics, RoadGraphics, WorldSurface
 from highway_env.road.lane import LineType
 from highway_env.vehicle.graphics import VehicleGraphics
 
-from envs.fast.lanes import AxisLane, AxisLaneTable
+from envs.fast.geometry import LaneGeometry
 
 NEAR_FRAME_PX = 60
 """Margin [px] around the frame within which vehicles are handed to ``VehicleGraphics``."""
 
 
-def _draw_stripes(
-    lane: AxisLane, surface: WorldSurface, starts: np.ndarray, ends: np.ndarray, lat: float
-) -> None:
-    """``LaneGraphics.draw_stripes`` for stripes at lateral offset ``lat`` [m]."""
-    spec = lane.lane
-    starts = np.clip(starts, 0, spec.length)
-    ends = np.clip(ends, 0, spec.length)
-    drawn = np.abs(starts - ends) > 0.5 * LaneGraphics.STRIPE_LENGTH
-    (dx, dy), (lx, ly) = spec.direction, spec.direction_lateral
-    ox, oy = surface.origin[0], surface.origin[1]
-    scaling = surface.scaling
-
-    def pixels(s: np.ndarray) -> tuple[list[int], list[int]]:
-        x = (spec.start[0] + s * dx) + lat * lx
-        y = (spec.start[1] + s * dy) + lat * ly
-        return ((x - ox) * scaling).astype(int).tolist(), ((y - oy) * scaling).astype(int).tolist()
-
-    x0, y0 = pixels(starts[drawn])
-    x1, y1 = pixels(ends[drawn])
-    width = max(surface.pix(LaneGraphics.STRIPE_WIDTH), 1)
-    for a, b, c, d in zip(x0, y0, x1, y1, strict=True):
-        pygame.draw.line(surface, surface.WHITE, (a, b), (c, d), width)
-
-
-def draw_lanes(table: AxisLaneTable, surface: WorldSurface) -> None:
-    """``RoadGraphics.display``: the grey ground and every lane's markings."""
+def draw_lanes(geometry: LaneGeometry, surface: WorldSurface) -> None:
+    """``RoadGraphics.display``: the grey ground and every lane's markings, all stripes of all
+    lanes computed at once and drawn in the stock order, less the stripes whose two ends lie
+    beyond the same edge of the frame by more than the line width (``pygame.draw.line`` draws
+    nothing of those)."""
     surface.fill(surface.GREY)
     spacing = LaneGraphics.STRIPE_SPACING
     stripes_count = int(
         2 * (surface.get_height() + surface.get_width()) / (spacing * surface.scaling)
     )
     offsets = np.arange(stripes_count) * spacing
-    for lane in table.lanes:
+    lanes, starts, ends, lats = [], [], [], []
+    for k, lane in enumerate(geometry.lanes):
         s_origin, _ = lane.lane.local_coordinates(surface.origin)
         s0 = (int(s_origin) // spacing - stripes_count // 2) * spacing
         for side in range(2):
             kind = lane.lane.line_types[side]
-            lat = (side - 0.5) * lane.lane.width_at(s0)
-            starts = s0 + offsets
             if kind == LineType.STRIPED:
-                _draw_stripes(lane, surface, starts, starts + LaneGraphics.STRIPE_LENGTH, lat)
+                start = s0 + offsets
+                end = start + LaneGraphics.STRIPE_LENGTH
             elif kind == LineType.CONTINUOUS:
-                _draw_stripes(lane, surface, starts, starts + spacing, lat)
+                start = s0 + offsets
+                end = start + spacing
             elif kind == LineType.CONTINUOUS_LINE:
-                _draw_stripes(
-                    lane,
-                    surface,
-                    np.array([s0 + 0 * spacing]),
-                    np.array([s0 + stripes_count * spacing + LaneGraphics.STRIPE_LENGTH]),
-                    lat,
-                )
+                start = np.array([s0 + 0 * spacing])
+                end = np.array([s0 + stripes_count * spacing + LaneGraphics.STRIPE_LENGTH])
+            else:
+                continue
+            lanes.append(np.full(len(start), k))
+            starts.append(start)
+            ends.append(end)
+            lats.append(np.full(len(start), (side - 0.5) * lane.lane.width_at(s0)))
+    if not lanes:
+        return
+    lane_of = np.concatenate(lanes)
+    length = geometry.length[lane_of]
+    start = np.clip(np.concatenate(starts), 0, length)
+    end = np.clip(np.concatenate(ends), 0, length)
+    drawn = np.flatnonzero(np.abs(start - end) > 0.5 * LaneGraphics.STRIPE_LENGTH)
+    lane_of, lat = lane_of[drawn], np.concatenate(lats)[drawn]
+    ox, oy = surface.origin[0], surface.origin[1]
+    scaling = surface.scaling
+
+    def pixels(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x, y = geometry.position(lane_of, s, lat)
+        return ((x - ox) * scaling).astype(int), ((y - oy) * scaling).astype(int)
+
+    x0, y0 = pixels(start[drawn])
+    x1, y1 = pixels(end[drawn])
+    width = max(surface.pix(LaneGraphics.STRIPE_WIDTH), 1)
+    low = -(width + 2)
+    right, bottom = surface.get_width() + width + 2, surface.get_height() + width + 2
+    keep = ~(
+        ((x0 < low) & (x1 < low))
+        | ((y0 < low) & (y1 < low))
+        | ((x0 > right) & (x1 > right))
+        | ((y0 > bottom) & (y1 > bottom))
+    )
+    for a, b, c, d in zip(
+        x0[keep].tolist(), y0[keep].tolist(), x1[keep].tolist(), y1[keep].tolist(), strict=True
+    ):
+        pygame.draw.line(surface, surface.WHITE, (a, b), (c, d), width)
 
 
 def _near_frame(vehicles: list, surface: WorldSurface) -> list:
@@ -96,9 +108,9 @@ class FastLaneViewer(EnvViewer):
     hand ``VehicleGraphics`` only the vehicles near the frame (in road order, as the stock)."""
 
     def display(self) -> None:
-        table = getattr(self.env.road, "table", None)
+        geometry = getattr(self.env.road, "geometry", None)
         if (
-            table is None
+            geometry is None
             or not self.enabled
             or not self.offscreen
             or self.vehicle_trajectory
@@ -110,7 +122,7 @@ class FastLaneViewer(EnvViewer):
             return
         surface = self.sim_surface
         surface.move_display_window_to(self.window_position())
-        draw_lanes(table, surface)
+        draw_lanes(geometry, surface)
         RoadGraphics.display_road_objects(self.env.road, surface, offscreen=True)
         for vehicle in _near_frame(self.env.road.vehicles, surface):
             VehicleGraphics.display(vehicle, surface, offscreen=True)

@@ -41,6 +41,14 @@ class AxisLane:
     on_lane_half_width: float
     vehicle_length: float
 
+    def local(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(longitudinal, lateral)`` [m] of ``(n,)`` points."""
+        return x - self.x0, y - self.y0
+
+    def longitudinal(self, xy: np.ndarray) -> float:
+        """``lane.local_coordinates(xy)[0]`` [m]."""
+        return float(xy[0]) - self.x0
+
 
 class AxisLaneTable:
     """All lanes of a road network, in the network's own iteration order.

@@ -21,7 +21,8 @@ import numpy as np
 from highway_env.road.road import LaneIndex
 from highway_env.vehicle.objects import Landmark, RoadObject
 
-from envs.fast.lanes import AxisLane, AxisLaneTable
+from envs.fast.geometry import GeoLane
+from envs.fast.lanes import AxisLane
 
 
 @functools.cache
@@ -34,24 +35,22 @@ class NeighbourIndex:
     """A snapshot of where every candidate is, sorted per lane on first use.
 
     Args:
-        table: the road's lanes.
         candidates: ``road.vehicles + road.objects`` at snapshot time.
     """
 
-    def __init__(self, table: AxisLaneTable, candidates: list[RoadObject]) -> None:
-        self.table = table
+    def __init__(self, candidates: list[RoadObject]) -> None:
         self.candidates = [c for c in candidates if not _is_landmark(type(c))]
         xy = np.array([c.position for c in self.candidates], dtype=float).reshape(-1, 2)
         self._x, self._y = xy[:, 0], xy[:, 1]
         self._sorted: dict[LaneIndex, tuple[list[float], list[RoadObject]]] = {}
 
-    def _lane_list(self, lane: AxisLane) -> tuple[list[float], list[RoadObject]]:
+    def _lane_list(self, lane: AxisLane | GeoLane) -> tuple[list[float], list[RoadObject]]:
         """``(s values ascending, candidates in that order)`` of the candidates on ``lane``."""
         entry = self._sorted.get(lane.index)
         if entry is None:
-            s = self._x - lane.x0
+            s, r = lane.local(self._x, self._y)
             on = (
-                (np.abs(self._y - lane.y0) <= lane.on_lane_half_width)
+                (np.abs(r) <= lane.on_lane_half_width)
                 & (-lane.vehicle_length <= s)
                 & (s < lane.length + lane.vehicle_length)
             )
@@ -62,11 +61,11 @@ class NeighbourIndex:
         return entry
 
     def neighbours(
-        self, vehicle: RoadObject, lane: AxisLane
+        self, vehicle: RoadObject, lane: AxisLane | GeoLane
     ) -> tuple[RoadObject | None, RoadObject | None]:
         """``(front, rear)`` of ``vehicle`` on ``lane`` (either may be ``None``)."""
         s_list, objs = self._lane_list(lane)
-        s = float(vehicle.position[0]) - lane.x0
+        s = lane.longitudinal(vehicle.position)
         n = len(s_list)
         k = bisect_left(s_list, s)
         front = rear = None

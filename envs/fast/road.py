@@ -1,8 +1,12 @@
 """A highway-env ``Road`` that simulates the same traffic with far fewer Python operations.
 
 :class:`FastRoad` keeps highway-env's vehicle objects and their state as the single source of
-truth and only replaces how the road loops over them, when every lane is a straight lane along +x
-(:class:`~envs.fast.lanes.AxisLaneTable`) and no trajectory history is recorded:
+truth and only replaces how the road loops over them, when no trajectory history is recorded.
+When every lane is a straight lane along +x (:class:`~envs.fast.lanes.AxisLaneTable`, highway-v0)
+it replaces all of the following; when the lanes are straight, sine or circular lanes in any
+direction (:class:`~envs.fast.geometry.LaneGeometry`: merge, racetrack, roundabout, exit roads)
+it replaces the neighbour search and ``step``, and every vehicle decides through its own ``act``
+(those roads carry a handful of cars, routes and lane ends, where a batch would not pay):
 
 - ``neighbour_vehicles``: binary search in per-lane sorted snapshots
   (:class:`~envs.fast.neighbours.NeighbourIndex`), rebuilt when a vehicle moved or the vehicle
@@ -44,6 +48,7 @@ from highway_env.vehicle.objects import RoadObject
 
 from envs.fast import idm
 from envs.fast.collisions import collision_candidates
+from envs.fast.geometry import LaneGeometry
 from envs.fast.lanes import AxisLaneTable
 from envs.fast.neighbours import NeighbourIndex
 
@@ -140,12 +145,17 @@ class FastRoad(Road):
     @classmethod
     def adopt(cls, road: Road) -> FastRoad:
         """A FastRoad with ``road``'s network, vehicles, objects and random generator; every
-        vehicle and object is re-pointed at it."""
+        vehicle and object is re-pointed at it. ``road`` must be a plain :class:`Road` (a
+        subclass's own ``act``/``step`` would be lost)."""
+        if type(road) is not Road:
+            raise TypeError(f"FastRoad adopts a plain Road, not a {type(road).__name__}")
         fast = cls.__new__(cls)
         state = dict(vars(road))
         vehicles, objects = state.pop("vehicles"), state.pop("objects")
         fast.__dict__.update(state)
-        fast.table = AxisLaneTable.of(road.network) if road.network is not None else None
+        network = road.network
+        fast.table = AxisLaneTable.of(network) if network is not None else None
+        fast.geometry = LaneGeometry.of(network) if network is not None else None
         fast._epoch = 0
         fast._index: NeighbourIndex | None = None
         fast._index_key: tuple[int, int, int] | None = None
@@ -178,8 +188,13 @@ class FastRoad(Road):
 
     @property
     def vectorised(self) -> bool:
-        """Whether ``act`` and ``step`` take the vectorised path."""
+        """Whether ``act`` takes the vectorised path (and ``step`` does)."""
         return self.table is not None and not self.record_history
+
+    @property
+    def moves_vectorised(self) -> bool:
+        """Whether ``step`` takes the vectorised path: lanes of any covered geometry."""
+        return self.geometry is not None and not self.record_history
 
     # -- neighbours ----------------------------------------------------------------------------
     def neighbour_vehicles(
@@ -187,8 +202,11 @@ class FastRoad(Road):
     ) -> tuple[RoadObject | None, RoadObject | None]:
         lane_index = lane_index or vehicle.lane_index
         lane = None
-        if lane_index and self.table is not None and not self.neighbour_vehicles_connected_lanes:
-            lane = self.table.by_index.get(lane_index)
+        if lane_index and not self.neighbour_vehicles_connected_lanes:
+            if self.table is not None:
+                lane = self.table.by_index.get(lane_index)
+            elif self.geometry is not None:
+                lane = self.geometry.by_index.get(lane_index)
         if lane is None:
             return super().neighbour_vehicles(vehicle, lane_index)
         return self._neighbour_index().neighbours(vehicle, lane)
@@ -196,7 +214,7 @@ class FastRoad(Road):
     def _neighbour_index(self) -> NeighbourIndex:
         key = (self._vehicles.version, self._objects.version, self._epoch)
         if self._index_key != key:
-            self._index = NeighbourIndex(self.table, [*self._vehicles, *self._objects])
+            self._index = NeighbourIndex([*self._vehicles, *self._objects])
             self._index_key = key
         return self._index
 
@@ -375,7 +393,7 @@ class FastRoad(Road):
 
     # -- dynamics ------------------------------------------------------------------------------
     def step(self, dt: float) -> None:
-        if not self.vectorised:
+        if not self.moves_vectorised:
             super().step(dt)
             self._epoch += 1
             return
@@ -417,7 +435,7 @@ class FastRoad(Road):
                 v.impact = None
         heading = heading + speed * np.sin(beta) / half_length * dt
         speed = speed + accel * dt
-        lanes = self.table.closest(x, y, heading)
+        lanes = (self.geometry if self.table is None else self.table).closest(x, y, heading)
         for v, xk, yk, hk, sk, lane in zip(
             movers, x.tolist(), y.tolist(), heading.tolist(), speed.tolist(), lanes, strict=True
         ):
