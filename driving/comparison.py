@@ -15,6 +15,8 @@ A comparison recipe (:class:`CompareConfig`, a YAML file such as
     shifts:                        # distribution-shift variants, same agents, same seeds
       - {name: dense, scenario: highway-dense}
       - {name: 3 lanes, scenario: highway, overrides: {lanes_count: 3}}
+      - {name: blur 2, scenario: highway, overrides: {nuisance: {kind: blur, severity: 2}},
+         pixels_only: true}        # only the agents that read the pixels drive it
     out: runs/compare_highway
     wandb: true                    # log the tables and plots to W&B (offline by default)
     fresh: false                   # true: drive every agent again (see driving.eval_cache)
@@ -47,11 +49,18 @@ from envs.scenarios import get_scenario
 
 @dataclass
 class Shift:
-    """A distribution-shift variant: another scenario and/or overrides."""
+    """A distribution-shift variant: another scenario and/or overrides.
+
+    Attributes:
+        pixels_only: only the agents that read the pixels drive it; the privileged ones (which
+            read the ground truth) are left out, as a sensor nuisance leaves their episodes
+            as they are (:mod:`envs.nuisances`).
+    """
 
     name: str
     scenario: str
     overrides: dict[str, Any] = field(default_factory=dict)
+    pixels_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -181,35 +190,48 @@ def load_config(path: Path) -> CompareConfig:
     for i, item in enumerate(raw.get("shifts") or []):
         if (
             not isinstance(item, dict)
-            or set(item) - {"name", "scenario", "overrides"}
+            or set(item) - {"name", "scenario", "overrides", "pixels_only"}
             or ("name" not in item or "scenario" not in item)
+            or not isinstance(item.get("pixels_only", False), bool)
         ):
-            raise UserError(f"{where}: shifts[{i}] needs name, scenario (and overrides)")
-        shifts.append(Shift(str(item["name"]), str(item["scenario"]), item.get("overrides") or {}))
+            raise UserError(
+                f"{where}: shifts[{i}] needs name, scenario (and overrides, pixels_only: a bool)"
+            )
+        shifts.append(
+            Shift(
+                str(item["name"]),
+                str(item["scenario"]),
+                item.get("overrides") or {},
+                item.get("pixels_only", False),
+            )
+        )
     config = CompareConfig(**{**raw, "agents": agents, "shifts": shifts})
     require_positive_ints(config, path, ("episodes", "workers"))
     require_bools(config, path, ("wandb", "fresh"))
     return config
 
 
-def run_compare(config: CompareConfig, command: str) -> Path:
-    """Evaluate every agent on every variant; write the report; return its path."""
+def drive_comparison(config: CompareConfig) -> list[ComparisonResult]:
+    """Evaluate every agent on every variant (reusing matching evaluations, see
+    :mod:`driving.eval_cache`); print each variant's table."""
     out = Path(config.out)
-    check_output_location(out, "out")
     evaluations = Path(config.evaluations) if config.evaluations else out / "evaluations"
     main = get_scenario(config.scenario).with_overrides(config.overrides)
-    variants = [("main: " + config.scenario, main)] + [
-        (s.name, get_scenario(s.scenario).with_overrides(s.overrides)) for s in config.shifts
+    variants = [("main: " + config.scenario, main, False)] + [
+        (s.name, get_scenario(s.scenario).with_overrides(s.overrides), s.pixels_only)
+        for s in config.shifts
     ]
     for entry in config.agents:  # fail fast on a bad spec or checkpoint, before any driving
         make_agent(entry.spec, main).close()
     results: list[ComparisonResult] = []
-    for variant, scenario in variants:
+    for variant, scenario, pixels_only in variants:
         seeds = scenario.evaluation_seeds.first(config.episodes)
         for entry in config.agents:
             folder = evaluations / _slug(variant) / _slug(str(entry.spec))
             agent = make_agent(entry.spec, scenario)
             try:
+                if pixels_only and agent.privileged:
+                    continue
                 key = evaluation_key(entry.spec, agent, scenario, seeds)
                 evaluation = None if config.fresh else cached_evaluation(folder, key)
                 if evaluation is None:
@@ -235,6 +257,20 @@ def run_compare(config: CompareConfig, command: str) -> Path:
         print_comparison(
             [r.summary for r in results if r.variant == variant], f"{variant}: mean [95% CI]"
         )
+    return results
+
+
+def run_compare(config: CompareConfig, command: str) -> Path:
+    """Evaluate every agent on every variant; write the report; return its path."""
+    check_output_location(Path(config.out), "out")
+    return report_comparison(config, drive_comparison(config), command)
+
+
+def report_comparison(config: CompareConfig, results: list[ComparisonResult], command: str) -> Path:
+    """Write ``report.md``, its plots and ``results.json`` into ``config.out`` (and log them to
+    W&B when ``config.wandb``); return the report's path."""
+    out = Path(config.out)
+    main = get_scenario(config.scenario).with_overrides(config.overrides)
     versions = package_versions()
     header = [
         f"Date: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}",

@@ -15,9 +15,15 @@ interval. The verdict at a budget is
 
 The crossover is the fewest expert labels whose verdict is ``"not worse"`` or ``"better"``, and
 apart from it the fewest whose verdict is ``"better"`` (the first such budget for each); when no
-budget qualifies it is "not reached within N labels", N the largest budget tried. These are pure
-functions over data, without I/O, so that every report (compare, curve, demo) states the rule,
-its margin, the interval at every budget and the verdicts with the same
+budget qualifies it is "not reached within N labels", N the largest budget tried.
+
+The winner of one head-to-head (a scenario under one nuisance, :func:`winner`) follows from the
+same interval and margin: the CNN when the interval's lower end is above 0, modular-vision when
+its upper end is below 0, "tie" when it lies within ``±margin`` (equivalent: two one-sided
+tests, Schuirmann 1987), and "undecided" otherwise (too few episodes to tell).
+
+These are pure functions over data, without I/O, so that every report (compare, curve, demo,
+suite) states the rule, its margin, the interval at every budget and the verdicts with the same
 :func:`crossover_markdown` lines.
 """
 
@@ -115,6 +121,22 @@ def verdict(interval: BudgetInterval, margin: float = NON_INFERIORITY_MARGIN) ->
     if interval.low > -margin:
         return "not worse"
     return "worse"
+
+
+Winner = Literal["CNN", "modular-vision", "tie", "undecided"]
+"""The outcome of one head-to-head on the driving score."""
+
+
+def winner(low: float, high: float, margin: float = NON_INFERIORITY_MARGIN) -> Winner:
+    """Who wins a head-to-head, from the 95% interval ``[low, high]`` of the paired difference
+    ``CNN - modular-vision`` in driving score (module docstring)."""
+    if low > 0:
+        return "CNN"
+    if high < 0:
+        return "modular-vision"
+    if -margin < low and high < margin:
+        return "tie"
+    return "undecided"
 
 
 def find_crossover(

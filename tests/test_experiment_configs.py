@@ -2,7 +2,8 @@
 budget cut, in a subprocess (the ``driving`` command a user would type).
 
 ``bc_cpu_small`` is trained by ``tests/test_train.py``, ``dagger_highway`` by
-``tests/test_dagger.py`` and ``curve_highway`` by the slow test of ``tests/test_curve.py``, each
+``tests/test_dagger.py``, ``curve_highway`` by the slow test of ``tests/test_curve.py`` and
+``compare_suite`` by the slow test of ``tests/test_suite.py``, each
 from the shipped file; this file runs the others and checks that none is left out.
 """
 
@@ -23,6 +24,8 @@ SMOKE_RUNS = {
     "bc_cpu_small": "tests/test_train.py::trained",
     "bc_gpu": "tests/test_experiment_configs.py::test_bc_gpu_trains_on_a_tiny_budget",
     "compare_highway": "tests/test_experiment_configs.py::test_compare_highway_runs_every_agent",
+    "compare_suite": "tests/test_suite.py::"
+    "test_suite_trains_a_cnn_per_scenario_and_reports_winners_per_nuisance",
     "curve_highway": "tests/test_curve.py::test_curve_runs_bc_and_dagger_and_reports_both_series",
     "dagger_highway": "tests/test_dagger.py::test_two_rounds_add_frames_with_provenance",
 }

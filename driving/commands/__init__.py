@@ -65,6 +65,10 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
         "driving.commands.curve:main",
         "BC vs DAgger learning curves against expert labels (collect, train, evaluate)",
     ),
+    ("suite",): (
+        "driving.commands.suite:main",
+        "each scenario's CNN vs modular-vision, clean and under nuisances; summary table",
+    ),
     ("watch",): ("driving.commands.watch:main", "watch an agent drive, live or recorded to video"),
     ("perception",): (
         "driving.commands.perception:main",

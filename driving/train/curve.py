@@ -38,24 +38,19 @@ selection (the last checkpoint counts), so no method spends labels or compute an
   budget, then every round) holds ``budgets[k]`` frames; ``dagger_expert`` labels every frame;
   point ``k`` is trained from scratch on the first ``budgets[k]`` frames of the aggregate.
 
-Everything expensive lives in ``store``, under a folder named by the digest of what decides
-it (``key.json`` beside it): demonstrations by scenario, expert and noise (grown, never
-rebuilt, when a larger budget asks for more); a trained point by its data, budget, training
-config, steps and seed; a DAgger aggregate by its first point, expert, mixture, noise and
-budgets so far; evaluations by :mod:`driving.eval_cache`'s key. So a curve is resumable point
-by point (a point is reused only once its ``done`` marker is written), and another recipe that
-shares points (more budgets, more seeds, another series) reuses them without anyone copying a
-key. Finally ``driving compare`` evaluates every point and the modular agents on the same
-held-out seeds: ``report.md`` with the curve (the points of one series and budget pool their
+Everything expensive lives in ``store`` (:mod:`driving.train.store`, shared with ``driving
+suite``): demonstrations, trained points, and here the DAgger aggregates, keyed by their first
+point, expert, mixture, noise and budgets so far. So a curve is resumable point by point (a
+point is reused only once its ``done`` marker is written), and another recipe that shares
+points (more budgets, more seeds, another series, a suite's CNN) reuses them without anyone
+copying a key. Finally ``driving compare`` evaluates every point and the modular agents on the
+same held-out seeds: ``report.md`` with the curve (the points of one series and budget pool their
 training seeds' episodes), its table and the crossover with modular-vision.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,8 +66,8 @@ from driving.dataset import DatasetWriter, read_manifest
 from driving.files import atomic_append_text, atomic_write_text, copy_tree
 from driving.mixers import DartNoise
 from driving.seeds import DAGGER_FIRST_SEED, round_seeds
-from driving.train.cli import fit
 from driving.train.dagger import append_round, drive_round, round_beta
+from driving.train.store import Store, demonstrations, load_train_config, trained_point
 from envs.errors import UserError
 from envs.nuisances import refuse_in_training
 from envs.scenarios import Scenario, get_scenario
@@ -159,124 +154,6 @@ def load_curve_config(path: Path) -> CurveConfig:
     return config
 
 
-class Store:
-    """Folders named by the digest of what decides their content (``key.json`` inside).
-
-    Args:
-        root: the store's folder.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def folder(self, kind: str, key: dict[str, Any]) -> Path:
-        """``root/kind/<digest of key>``, created with its ``key.json`` (a :class:`UserError`
-        when a folder of that name holds another key)."""
-        text = json.dumps(key, sort_keys=True, default=str)
-        path = self.root / kind / hashlib.sha256(text.encode()).hexdigest()[:20]
-        key_file = path / "key.json"
-        if key_file.exists():
-            if json.loads(key_file.read_text()) != json.loads(text):
-                raise UserError(f"store folder {path} holds another key; remove it")
-        else:
-            path.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(key_file, json.dumps(json.loads(text), indent=1, sort_keys=True))
-        return path
-
-
-def _train_config(
-    base: dict[str, Any], run: Path, data: Path, steps: int, labels: int, seed: int
-) -> dict[str, Any]:
-    """The shared training config for one point: from scratch, ``steps`` gradient steps on the
-    first ``labels`` frames of ``data`` (no validation split), training seed ``seed``, a CSV
-    logger and the last checkpoint in ``run``, no closed-loop validation (the curve
-    evaluates)."""
-    config = yaml.safe_load(yaml.safe_dump(base))
-    config["seed_everything"] = seed
-    trainer = config.setdefault("trainer", {})
-    trainer.update(max_steps=steps, max_epochs=-1, default_root_dir=str(run))
-    trainer["logger"] = {
-        "class_path": "lightning.pytorch.loggers.CSVLogger",
-        "init_args": {"save_dir": str(run), "name": "logs"},
-    }
-    trainer["callbacks"] = [
-        {
-            "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-            "init_args": {
-                "dirpath": str(run / "checkpoints"),
-                "save_last": True,
-                "save_top_k": 0,
-                "enable_version_counter": False,
-            },
-        }
-    ]
-    config.setdefault("model", {})["init_from"] = None
-    config.setdefault("data", {}).update(root=str(data), val_fraction=0.0, max_frames=labels)
-    return config
-
-
-def _trained_point(
-    store: Store,
-    base: dict[str, Any],
-    data: Path,
-    data_key: dict[str, Any],
-    labels: int,
-    steps: int,
-    seed: int,
-) -> Path:
-    """The last checkpoint of the point trained on the first ``labels`` frames of ``data``
-    (whose content ``data_key`` decides): reused when done, else trained from scratch."""
-    recipe = _train_config(base, Path("RUN"), Path("DATA"), steps, labels, seed)
-    run = store.folder("points", {"data": data_key, "train": recipe})
-    ckpt = run / "checkpoints" / "last.ckpt"
-    if (run / "done").exists():
-        print(f"point {run.name} ({labels} labels, seed {seed}): reused")
-        return ckpt
-    for stale in ("checkpoints", "logs"):  # a run cut short starts again
-        shutil.rmtree(run / stale, ignore_errors=True)
-    config = _train_config(base, run, data, steps, labels, seed)
-    atomic_write_text(run / "train.yaml", yaml.safe_dump(config, sort_keys=False))
-    fit(config)
-    atomic_write_text(run / "done", f"{labels} labels, {steps} steps, seed {seed}\n")
-    return ckpt
-
-
-def _frames(root: Path) -> tuple[int, int]:
-    counts = read_manifest(root)["counts"]
-    return int(counts["episodes"]), int(counts["frames"])
-
-
-def _demonstrations(
-    config: CurveConfig, store: Store, scenario: Scenario, noise: DartNoise | None
-) -> tuple[Path, dict[str, Any]]:
-    """The expert's demonstrations on the training seeds in order, holding at least the largest
-    budget's frames (grown when a recipe asks for more); the dataset and its key."""
-    key = {
-        "kind": "demonstrations",
-        "scenario": scenario.to_dict(),
-        "expert": config.expert,
-        "noise": noise.to_dict() if noise else None,
-    }
-    root = store.folder("data", key) / "dataset"
-    expert = make_agent(config.expert, scenario)
-    need = config.budgets[-1]
-    if not (root / "manifest.json").exists():
-        seeds = scenario.train_seeds.first(math.ceil(need / scenario.steps_per_episode))
-        description = {"agent": config.expert, "expert": config.expert, "curve": True}
-        DatasetWriter.create(root, scenario, description, seeds, {"noise": key["noise"]})
-    while True:
-        writer = DatasetWriter.open(root)
-        if writer.missing_seeds():
-            collect(writer, expert, mixer=noise, workers=config.workers, progress="collect")
-        episodes, frames = _frames(root)
-        if frames >= need:
-            return root, key
-        more = math.ceil((need - frames) / max(1.0, frames / episodes)) + 1
-        requested = len(writer.requested_seeds())
-        writer.request_seeds(scenario.train_seeds.first(requested + more)[requested:])
-        del writer  # releases the writer lock before the next open
-
-
 def _dagger_chain(
     config: CurveConfig,
     store: Store,
@@ -309,7 +186,7 @@ def _dagger_chain(
                 copy_tree(data, aggregate)
             _drive_until(config, scenario, aggregate, previous, k, budget, noise)
             atomic_write_text(folder / "done", f"round {k}: {budget} labels\n")
-        previous = _trained_point(store, base, aggregate, key, budget, config.steps, seed)
+        previous = trained_point(store, base, aggregate, key, budget, config.steps, seed)
         checkpoints.append(previous)
         data = aggregate
     return checkpoints
@@ -386,11 +263,8 @@ def run_curve(config: CurveConfig, command: str) -> Path:
     started = time.perf_counter()
     out, store = Path(config.out), Store(Path(config.store))
     scenario = get_scenario(config.scenario).with_overrides(config.overrides)
-    try:
-        base = yaml.safe_load(Path(config.train_config).read_text())
-    except OSError as exc:
-        raise UserError(f"cannot read train_config {config.train_config}: {exc.strerror}") from None
-    clean = _demonstrations(config, store, scenario, None)
+    base = load_train_config(config.train_config)
+    clean = demonstrations(store, scenario, config.expert, None, config.budgets[-1], config.workers)
     entries: list[AgentEntry] = []
 
     def add(series: str, checkpoints: list[Path], first: int = 0) -> None:
@@ -401,7 +275,7 @@ def run_curve(config: CurveConfig, command: str) -> Path:
 
     for seed in config.seeds:
         bc = [
-            _trained_point(store, base, clean[0], clean[1], b, config.steps, seed)
+            trained_point(store, base, clean[0], clean[1], b, config.steps, seed)
             for b in (config.budgets if "BC" in config.series else config.budgets[:1])
         ]
         if "BC" in config.series:
@@ -412,12 +286,14 @@ def run_curve(config: CurveConfig, command: str) -> Path:
             add("DAgger", [bc[0], *chain])
     if "DART" in config.series:
         noise = DartNoise.from_settings(scenario.action, config.dart_noise_steer, 0.0)
-        noisy = _demonstrations(config, store, scenario, noise)
+        noisy = demonstrations(
+            store, scenario, config.expert, noise, config.budgets[-1], config.workers
+        )
         for seed in config.seeds:
             add(
                 "DART",
                 [
-                    _trained_point(store, base, noisy[0], noisy[1], b, config.steps, seed)
+                    trained_point(store, base, noisy[0], noisy[1], b, config.steps, seed)
                     for b in config.budgets
                 ],
             )
@@ -432,7 +308,7 @@ def run_curve(config: CurveConfig, command: str) -> Path:
         episodes=config.episodes,
         workers=config.workers,
         out=str(out),
-        evaluations=str(store.root / "evaluations"),
+        evaluations=str(store.evaluations),
         wandb=config.wandb,
         fresh=config.fresh,
         title=f"BC, DAgger and DART learning curves on {config.scenario}",

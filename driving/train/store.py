@@ -1,0 +1,183 @@
+"""The store: datasets and trained policies named by what decides them, shared by recipes.
+
+``driving curve`` and ``driving suite`` build the same expensive things (an expert's
+demonstrations on a scenario, a network trained from scratch on the first ``labels`` of them) and
+find them again by their key, so a recipe that shares a point with another (a curve's point as a
+suite's CNN, more seeds, another scenario's curve) reuses it without anyone copying a key:
+
+- ``data/<digest>/dataset``: the expert's demonstrations on the training seeds in order, keyed
+  by the scenario, the expert and the executed-action noise; grown, never rebuilt, when a recipe
+  asks for more frames;
+- ``points/<digest>``: one trained policy, keyed by its data's key, its budget of labels, its
+  training config, steps and seed; reused once its ``done`` marker is written;
+- ``dagger/<digest>``: DAgger aggregates (:mod:`driving.train.curve`);
+- ``evaluations/``: :mod:`driving.eval_cache` folders.
+
+The one training rule (issue 21): a point is trained FROM SCRATCH for ``steps`` gradient steps
+(the train config's batch size, optimiser and schedule, the schedule counted in steps) on
+exactly its budget of expert-labelled frames (``max_frames``: the first frames in the canonical
+(seed, step) order), with no validation split and no model selection (the last checkpoint
+counts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agents.registry import make_agent
+from driving.collection import collect
+from driving.dataset import DatasetWriter, read_manifest
+from driving.files import atomic_write_text
+from driving.mixers import DartNoise
+from driving.train.cli import fit
+from envs.errors import UserError
+from envs.scenarios import Scenario
+
+
+class Store:
+    """Folders named by the digest of what decides their content (``key.json`` inside).
+
+    Args:
+        root: the store's folder.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def folder(self, kind: str, key: dict[str, Any]) -> Path:
+        """``root/kind/<digest of key>``, created with its ``key.json`` (a :class:`UserError`
+        when a folder of that name holds another key)."""
+        text = json.dumps(key, sort_keys=True, default=str)
+        path = self.root / kind / hashlib.sha256(text.encode()).hexdigest()[:20]
+        key_file = path / "key.json"
+        if key_file.exists():
+            if json.loads(key_file.read_text()) != json.loads(text):
+                raise UserError(f"store folder {path} holds another key; remove it")
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(key_file, json.dumps(json.loads(text), indent=1, sort_keys=True))
+        return path
+
+    @property
+    def evaluations(self) -> Path:
+        """Where the evaluation folders of every recipe go."""
+        return self.root / "evaluations"
+
+
+def load_train_config(path: str) -> dict[str, Any]:
+    """The LightningCLI config (a mapping) every point of a recipe starts from."""
+    try:
+        base = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise UserError(f"cannot read train_config {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"train_config {path} is not valid YAML: {exc}") from None
+    if not isinstance(base, dict):
+        raise UserError(f"train_config {path} must hold a mapping (a LightningCLI config)")
+    return base
+
+
+def _train_config(
+    base: dict[str, Any], run: Path, data: Path, steps: int, labels: int, seed: int
+) -> dict[str, Any]:
+    """The shared training config for one point: from scratch, ``steps`` gradient steps on the
+    first ``labels`` frames of ``data`` (no validation split), training seed ``seed``, a CSV
+    logger and the last checkpoint in ``run``, no closed-loop validation (the recipe
+    evaluates)."""
+    config = yaml.safe_load(yaml.safe_dump(base))
+    config["seed_everything"] = seed
+    trainer = config.setdefault("trainer", {})
+    trainer.update(max_steps=steps, max_epochs=-1, default_root_dir=str(run))
+    trainer["logger"] = {
+        "class_path": "lightning.pytorch.loggers.CSVLogger",
+        "init_args": {"save_dir": str(run), "name": "logs"},
+    }
+    trainer["callbacks"] = [
+        {
+            "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+            "init_args": {
+                "dirpath": str(run / "checkpoints"),
+                "save_last": True,
+                "save_top_k": 0,
+                "enable_version_counter": False,
+            },
+        }
+    ]
+    config.setdefault("model", {})["init_from"] = None
+    config.setdefault("data", {}).update(root=str(data), val_fraction=0.0, max_frames=labels)
+    return config
+
+
+def trained_point(
+    store: Store,
+    base: dict[str, Any],
+    data: Path,
+    data_key: dict[str, Any],
+    labels: int,
+    steps: int,
+    seed: int,
+) -> Path:
+    """The last checkpoint of the point trained on the first ``labels`` frames of ``data``
+    (whose content ``data_key`` decides): reused when done, else trained from scratch."""
+    recipe = _train_config(base, Path("RUN"), Path("DATA"), steps, labels, seed)
+    run = store.folder("points", {"data": data_key, "train": recipe})
+    ckpt = run / "checkpoints" / "last.ckpt"
+    if (run / "done").exists():
+        print(f"point {run.name} ({labels} labels, seed {seed}): reused")
+        return ckpt
+    for stale in ("checkpoints", "logs"):  # a run cut short starts again
+        shutil.rmtree(run / stale, ignore_errors=True)
+    config = _train_config(base, run, data, steps, labels, seed)
+    atomic_write_text(run / "train.yaml", yaml.safe_dump(config, sort_keys=False))
+    fit(config)
+    atomic_write_text(run / "done", f"{labels} labels, {steps} steps, seed {seed}\n")
+    return ckpt
+
+
+def frame_count(root: Path) -> tuple[int, int]:
+    """``(episodes, frames)`` of the dataset at ``root``."""
+    counts = read_manifest(root)["counts"]
+    return int(counts["episodes"]), int(counts["frames"])
+
+
+def demonstrations(
+    store: Store,
+    scenario: Scenario,
+    expert: str,
+    noise: DartNoise | None,
+    frames: int,
+    workers: int,
+) -> tuple[Path, dict[str, Any]]:
+    """The dataset of ``expert``'s demonstrations on the training seeds in order (executed
+    actions perturbed by ``noise``), holding at least ``frames`` frames (grown when a recipe
+    asks for more), and its key."""
+    key = {
+        "kind": "demonstrations",
+        "scenario": scenario.to_dict(),
+        "expert": expert,
+        "noise": noise.to_dict() if noise else None,
+    }
+    root = store.folder("data", key) / "dataset"
+    agent = make_agent(expert, scenario)
+    if not (root / "manifest.json").exists():
+        seeds = scenario.train_seeds.first(math.ceil(frames / scenario.steps_per_episode))
+        description = {"agent": expert, "expert": expert, "curve": True}
+        DatasetWriter.create(root, scenario, description, seeds, {"noise": key["noise"]})
+    while True:
+        writer = DatasetWriter.open(root)
+        if writer.missing_seeds():
+            collect(writer, agent, mixer=noise, workers=workers, progress="collect")
+        episodes, have = frame_count(root)
+        if have >= frames:
+            return root, key
+        more = math.ceil((frames - have) / max(1.0, have / episodes)) + 1
+        requested = len(writer.requested_seeds())
+        writer.request_seeds(scenario.train_seeds.first(requested + more)[requested:])
+        del writer  # releases the writer lock before the next open

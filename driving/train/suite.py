@@ -1,0 +1,373 @@
+"""The scenario suite: each scenario's CNN against modular-vision, clean and under nuisances
+(``driving suite``).
+
+Reads a YAML recipe (see ``experiments/compare_suite.yaml``)::
+
+    scenarios: [highway, merge, racetrack]   # registered scenario names
+    overrides: {}                  # applied to every scenario (e.g. {duration: 10} for a quick
+                                   # run; no nuisance: those are the variants below)
+    agents: [modular-oracle, modular-vision, idm]   # driven on every scenario (clean)
+    cnns:                          # trained per scenario through the store (driving.train.store)
+      - name: cnn                  # the first is "the CNN" of the summary table
+        train_config: experiments/bc_cpu_small.yaml
+        expert: modular-oracle
+        labels: 50000              # expert labels (frames) it is trained on
+        steps: 10000               # gradient steps, from scratch (the store's one rule)
+        seed: 0
+        dart_noise_steer: 0.02     # DART noise on the demonstrations' executed steering
+        model: {}                  # model overrides, e.g. {network: {speed_input: false}}
+    checkpoints: {}                # or a given checkpoint per scenario and CNN name, instead
+                                   # of training: {highway: {cnn: runs/bc/best.ckpt}}
+    nuisances: {kinds: [noise, blur, brightness, dropped-frame, blotches], severities: [1, 3]}
+    episodes: 100                  # held-out episodes per agent and variant
+    workers: 2
+    out: runs/compare_suite
+    store: runs/store              # datasets, trained points and evaluations, shared by recipes
+    fresh: false
+
+Per scenario it runs a comparison (:func:`driving.comparison.drive_comparison`): every agent
+and the scenario's CNNs on the clean scenario, then the agents that read the pixels (the CNNs,
+modular-vision) under each nuisance at each severity (``pixels_only``: a nuisance does not
+change a privileged agent's episodes), all on the same held-out seeds; ``OUT/<scenario>/``
+holds its report. ``OUT/report.md`` then has one table per scenario and the summary: for each
+(scenario, nuisance) the paired difference in driving score ``CNN - modular-vision`` with its
+95% interval and the winner by :func:`driving.crossover.winner` (rule fixed before the runs).
+Everything is reused from the store when done, so the suite resumes scenario by scenario and
+agent by agent.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agents.registry import AgentSpec
+from driving.comparison import (
+    AgentEntry,
+    CompareConfig,
+    ComparisonResult,
+    Shift,
+    drive_comparison,
+    parse_agents,
+    report_comparison,
+)
+from driving.configs import load_mapping, require_bools, require_positive_ints
+from driving.crossover import NON_INFERIORITY_MARGIN, winner
+from driving.files import atomic_write_text, check_output_location
+from driving.mixers import DartNoise
+from driving.report import REFERENCE_AGENT, comparison_markdown, paired_difference
+from driving.stats import Stat, format_ci
+from driving.train.store import Store, demonstrations, load_train_config, trained_point
+from driving.versions import package_versions
+from envs.errors import UserError
+from envs.nuisances import KINDS, SEVERITIES, refuse_in_training
+from envs.scenarios import SCENARIOS, get_scenario
+
+CLEAN = "clean"
+"""The summary table's name of the variant without a nuisance."""
+
+
+@dataclass(frozen=True)
+class CnnRecipe:
+    """How the suite trains one CNN per scenario (see the module docstring)."""
+
+    name: str = "cnn"
+    train_config: str = "experiments/bc_cpu_small.yaml"
+    expert: str = "modular-oracle"
+    labels: int = 50_000
+    steps: int = 10_000
+    seed: int = 0
+    dart_noise_steer: float = 0.02
+    model: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, item: Any, where: str) -> CnnRecipe:
+        """A recipe's ``cnns`` item (a :class:`UserError` names the bad key)."""
+        if not isinstance(item, dict):
+            raise UserError(f"{where} must be a mapping of {sorted(cls.__dataclass_fields__)}")
+        unknown = set(item) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise UserError(f"{where}: unknown key(s) {sorted(unknown)}")
+        recipe = cls(**item)
+        for name in ("labels", "steps"):
+            value = getattr(recipe, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise UserError(f"{where}: {name} must be a positive integer, got {value!r}")
+        std = recipe.dart_noise_steer
+        if not isinstance(std, int | float) or isinstance(std, bool) or not 0 <= std < 1:
+            raise UserError(f"{where}: dart_noise_steer must be a number in [0, 1), got {std!r}")
+        if not isinstance(recipe.model, dict) or not isinstance(recipe.name, str):
+            raise UserError(f"{where}: model must be a mapping and name a string")
+        return recipe
+
+
+@dataclass
+class SuiteConfig:
+    """What ``driving suite`` runs (see the module docstring for each key)."""
+
+    scenarios: list[str]
+    overrides: dict[str, Any] = field(default_factory=dict)
+    agents: list[str] = field(default_factory=lambda: ["modular-oracle", REFERENCE_AGENT, "idm"])
+    cnns: list[CnnRecipe] = field(default_factory=lambda: [CnnRecipe()])
+    checkpoints: dict[str, dict[str, str]] = field(default_factory=dict)
+    nuisances: dict[str, list] = field(
+        default_factory=lambda: {"kinds": list(KINDS), "severities": [1, 3]}
+    )
+    episodes: int = 100
+    workers: int = 2
+    out: str = "runs/compare_suite"
+    store: str = "runs/store"
+    fresh: bool = False
+    title: str = "End-to-end vs modular across the scenario suite"
+
+    def variants(self) -> list[tuple[str, dict[str, Any]]]:
+        """``(name, nuisance override)`` of every nuisance variant, kinds first."""
+        return [
+            (f"{kind} {level}", {"kind": kind, "severity": level})
+            for kind in self.nuisances["kinds"]
+            for level in self.nuisances["severities"]
+        ]
+
+
+def load_suite_config(path: Path) -> SuiteConfig:
+    """Parse a suite recipe (a :class:`UserError` names the file and the bad key)."""
+    raw = load_mapping(path, SuiteConfig)
+    where = f"config {path}"
+    scenarios = raw.get("scenarios")
+    if not isinstance(scenarios, list) or not scenarios:
+        raise UserError(f"{where}: scenarios must be a non-empty list of {sorted(SCENARIOS)}")
+    overrides = raw.get("overrides") or {}
+    if not isinstance(overrides, dict):
+        raise UserError(f"{where}: overrides must be a mapping")
+    refuse_in_training(
+        overrides, False, "the suite adds the nuisances as variants: list them under nuisances"
+    )
+    for name in scenarios:
+        get_scenario(name).with_overrides(overrides)
+    agents = [str(a.spec) for a in parse_agents(raw.get("agents", [REFERENCE_AGENT]), where)]
+    if REFERENCE_AGENT not in agents:
+        raise UserError(f"{where}: agents must include {REFERENCE_AGENT} (the reference)")
+    items = raw.get("cnns", [{}])
+    if not isinstance(items, list) or not items:
+        raise UserError(f"{where}: cnns must be a non-empty list of mappings")
+    cnns = [CnnRecipe.parse(item, f"{where}: cnns[{i}]") for i, item in enumerate(items)]
+    if len({c.name for c in cnns}) != len(cnns):
+        raise UserError(f"{where}: cnns need distinct names")
+    checkpoints = raw.get("checkpoints") or {}
+    if not isinstance(checkpoints, dict) or any(
+        s not in scenarios or not isinstance(v, dict) or set(v) - {c.name for c in cnns}
+        for s, v in checkpoints.items()
+    ):
+        raise UserError(
+            f"{where}: checkpoints must map a scenario of the suite to {{cnn name: path}}"
+        )
+    nuisances = raw.get("nuisances", {"kinds": list(KINDS), "severities": [1, 3]})
+    if (
+        not isinstance(nuisances, dict)
+        or set(nuisances) != {"kinds", "severities"}
+        or not isinstance(nuisances["kinds"], list)
+        or any(k not in KINDS for k in nuisances["kinds"])
+        or not isinstance(nuisances["severities"], list)
+        or any(s not in SEVERITIES for s in nuisances["severities"])
+    ):
+        raise UserError(
+            f"{where}: nuisances must be {{kinds: a list of {list(KINDS)}, severities: a list "
+            f"of {list(SEVERITIES)}}} (empty lists: no nuisance)"
+        )
+    config = SuiteConfig(
+        **{
+            **raw,
+            "agents": agents,
+            "cnns": cnns,
+            "checkpoints": checkpoints,
+            "overrides": overrides,
+        },
+    )
+    config.nuisances = nuisances
+    require_positive_ints(config, path, ("episodes", "workers"))
+    require_bools(config, path, ("fresh",))
+    return config
+
+
+def _merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra`` merged in, mapping by mapping."""
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def scenario_cnn(config: SuiteConfig, store: Store, scenario_name: str, recipe: CnnRecipe) -> Path:
+    """The checkpoint of ``recipe``'s CNN on ``scenario_name``: given in ``checkpoints``, or
+    trained through the store (reused when done)."""
+    given = config.checkpoints.get(scenario_name, {}).get(recipe.name)
+    if given:
+        return Path(given)
+    scenario = get_scenario(scenario_name).with_overrides(config.overrides)
+    base = load_train_config(recipe.train_config)
+    model = recipe.model
+    if model:
+        base = _merged(base, {"model": model})
+    noise = DartNoise.from_settings(scenario.action, recipe.dart_noise_steer, 0.0)
+    data, key = demonstrations(store, scenario, recipe.expert, noise, recipe.labels, config.workers)
+    return trained_point(store, base, data, key, recipe.labels, recipe.steps, recipe.seed)
+
+
+@dataclass(frozen=True)
+class HeadToHead:
+    """One (scenario, variant) row of the summary: the CNN against modular-vision.
+
+    Attributes:
+        scenario, variant: where (``variant`` :data:`CLEAN` or ``"<kind> <severity>"``).
+        cnn, vision: their mean driving scores ``[95% CI]``, formatted.
+        difference: the paired ``CNN - modular-vision`` score difference and its interval.
+        winner: :func:`driving.crossover.winner` of it ("undecided" without an interval).
+    """
+
+    scenario: str
+    variant: str
+    cnn: str
+    vision: str
+    difference: Stat
+    winner: str
+
+
+def head_to_heads(scenario: str, results: list[ComparisonResult], cnn: str) -> list[HeadToHead]:
+    """The summary rows of one scenario's results, ``cnn`` being the CNN's agent name."""
+    rows = []
+    for variant in dict.fromkeys(r.variant for r in results):
+        here = {r.summary.agent: r for r in results if r.variant == variant}
+        if cnn not in here or REFERENCE_AGENT not in here:
+            continue
+        stat = paired_difference([here[cnn]], here[REFERENCE_AGENT], "score")
+        rows.append(
+            HeadToHead(
+                scenario,
+                CLEAN if variant.startswith("main: ") else variant.removeprefix(f"{scenario} + "),
+                format_ci(here[cnn].summary.metrics["score"], 3),
+                format_ci(here[REFERENCE_AGENT].summary.metrics["score"], 3),
+                stat,
+                winner(*stat.ci95) if stat.ci95 else "undecided",
+            )
+        )
+    return rows
+
+
+def summary_markdown(rows: list[HeadToHead]) -> list[str]:
+    """The summary table, with the winner rule stated above it."""
+    lines = [
+        "**Winner rule** (fixed before the runs, `driving.crossover.winner`): on the same "
+        "held-out seeds, the paired difference in per-episode driving score CNN − "
+        f"{REFERENCE_AGENT} has a 95% percentile-bootstrap interval; the CNN wins when its "
+        f"lower end is above 0, {REFERENCE_AGENT} when its upper end is below 0, *tie* when it "
+        f"lies within ±{NON_INFERIORITY_MARGIN:g}, *undecided* otherwise.",
+        "",
+        f"| scenario | nuisance | CNN score | {REFERENCE_AGENT} score | CNN − vision [95% CI] "
+        "| pairs | winner |",
+        "|---|---|---|---|---|---:|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.scenario} | {r.variant} | {r.cnn} | {r.vision} | "
+            f"{format_ci(r.difference, 3, signed=True)} | {r.difference.n} | **{r.winner}** |"
+        )
+    return lines
+
+
+def run_suite(config: SuiteConfig, command: str) -> Path:
+    """Train (or reuse) each scenario's CNNs, drive every comparison, write the reports."""
+    started = time.perf_counter()
+    out, store = Path(config.out), Store(Path(config.store))
+    check_output_location(out, "out")
+    sections: list[str] = []
+    summary: list[HeadToHead] = []
+    for name in config.scenarios:
+        checkpoints = [scenario_cnn(config, store, name, recipe) for recipe in config.cnns]
+        cnn_specs = [AgentSpec("cnn", str(ckpt)) for ckpt in checkpoints]
+        compare = CompareConfig(
+            agents=[
+                *(AgentEntry(AgentSpec.parse(a)) for a in config.agents),
+                *(AgentEntry(spec) for spec in cnn_specs),
+            ],
+            scenario=name,
+            overrides=config.overrides,
+            episodes=config.episodes,
+            workers=config.workers,
+            shifts=[
+                Shift(
+                    f"{name} + {variant}",
+                    name,
+                    {**config.overrides, "nuisance": nuisance},
+                    pixels_only=True,
+                )
+                for variant, nuisance in config.variants()
+            ],
+            out=str(out / name),
+            wandb=False,
+            title=f"{config.title}: {name}",
+            fresh=config.fresh,
+            evaluations=str(store.evaluations),  # shared with curves (same variant names)
+        )
+        results = drive_comparison(compare)
+        report = report_comparison(compare, results, command)
+        rows = head_to_heads(name, results, str(cnn_specs[0]))
+        summary += rows
+        pairs = zip(config.cnns, cnn_specs, strict=True)
+        names = ", ".join(f"`{recipe.name}` = `{spec}`" for recipe, spec in pairs)
+        clean = [r.summary for r in results if r.variant.startswith("main: ")]
+        sections += [
+            f"## {name}",
+            "",
+            f"CNNs: {names}. Full report: [{name}/report.md]({report.relative_to(out)}).",
+            "",
+            "Clean scenario, mean [95% CI] over the episodes:",
+            "",
+            comparison_markdown(clean),
+            "",
+            *summary_markdown(rows)[2:],
+            "",
+        ]
+    versions = package_versions()
+    minutes = (time.perf_counter() - started) / 60
+    parts = [
+        f"# {config.title}",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Date: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+        "",
+        f"Held-out seeds: the first {config.episodes} of each scenario's evaluation range; "
+        "every agent drives the same seeds. This run (what it did not find done): "
+        f"{minutes:.1f} min wall time.",
+        "",
+        "## Summary: CNN vs modular-vision per scenario and nuisance",
+        "",
+        *summary_markdown(summary),
+        "",
+        *sections,
+    ]
+    report = out / "report.md"
+    atomic_write_text(report, "\n".join(parts))
+    records = [
+        {
+            "scenario": r.scenario,
+            "variant": r.variant,
+            "difference": r.difference.to_dict(),
+            "winner": r.winner,
+        }
+        for r in summary
+    ]
+    atomic_write_text(out / "summary.json", json.dumps(records, indent=2))
+    print("\n".join(summary_markdown(summary)))
+    print(f"wrote {report} ({minutes:.1f} min)")
+    return report
