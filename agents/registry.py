@@ -1,17 +1,19 @@
 """Agent specs: the strings users pass as ``--agent``.
 
-===============================  =================================================================
-spec                             agent
-===============================  =================================================================
-``random``                       uniform random actions (seeded per episode)
-``keep-lane``                    constant zero action: no steering, no acceleration
-``idm``                          highway-env's IDM/MOBIL driver in the ego car's place (privileged)
-``modular-oracle``               perception -> planning -> control on ground-truth perception
-``modular-oracle:memoryless``    the same, re-planning from each frame alone (a DAgger labeller)
-``modular-oracle:nearest-lane``  the same, never starting a lane change (a DAgger labeller)
-``modular-vision``               the same pipeline with OpenCV perception on the pixels
-``cnn:PATH``                     the behaviour-cloned network of checkpoint ``PATH``
-===============================  =================================================================
+===================================  ===============================================================
+spec                                 agent
+===================================  ===============================================================
+``random``                           uniform random actions (seeded per episode)
+``keep-lane``                        constant zero action: no steering, no acceleration
+``idm``                              highway-env's IDM/MOBIL driver in the ego's place (privileged)
+``modular-oracle``                   perception -> planning -> control on ground-truth perception
+``modular-oracle:memoryless``        the same, re-planning from each frame alone (a DAgger labeller)
+``modular-oracle:nearest-lane``      the same, never starting a lane change (a DAgger labeller)
+``modular-vision``                   the same pipeline with OpenCV perception on the pixels
+``modular-vision:oracle-lanes``      the same with ground-truth lanes (which stage costs what)
+``modular-vision:oracle-vehicles``   the same with ground-truth vehicles
+``cnn:PATH``                         the behaviour-cloned network of checkpoint ``PATH``
+===================================  ===============================================================
 """
 
 from __future__ import annotations

@@ -42,11 +42,6 @@ def settings_for(scenario: Scenario, vision: bool = False) -> tuple[PlannerConfi
     return planner, gains
 
 
-def _no_arg(kind: str, arg: str | None) -> None:
-    if arg:
-        raise UserError(f"agent 'modular-{kind}' takes no argument, got {arg!r}")
-
-
 LABELLERS = {
     "memoryless": "re-plans from each frame alone (no lane change under way, no cooldown)",
     "nearest-lane": "re-plans from each frame and never starts a lane change: it steers to the "
@@ -78,14 +73,20 @@ def make_oracle_agent(scenario: Scenario, arg: str | None = None) -> ModularAgen
 
 
 def make_vision_agent(scenario: Scenario, arg: str | None = None) -> ModularAgent:
-    """The modular agent on OpenCV perception of the pixels (``modular-vision``)."""
-    _no_arg("vision", arg)
+    """The modular agent on OpenCV perception of the pixels (``modular-vision``), or with one
+    perception output from the ground truth (``modular-vision:oracle-lanes``,
+    ``modular-vision:oracle-vehicles``; :mod:`agents.modular.hybrid`)."""
+    from agents.modular.hybrid import TRUTHS, HybridPerception
     from agents.modular.vision import VisionPerception
 
+    if arg not in (None, "", *TRUTHS):
+        raise UserError(
+            f"agent 'modular-vision' takes no argument or one of {sorted(TRUTHS)}, got {arg!r}"
+        )
     VisionPerception.check_supported(scenario)
     planner, gains = settings_for(scenario, vision=True)
 
-    def factory() -> VisionPerception:
-        return VisionPerception(scenario)
+    def factory() -> VisionPerception | HybridPerception:
+        return HybridPerception(scenario, arg) if arg else VisionPerception(scenario)
 
     return ModularAgent(scenario, factory, planner, gains, name="modular-vision")
