@@ -43,7 +43,8 @@ METRICS: dict[str, tuple[str, Kind]] = {
     "penalty_direction": ("driving-direction compliance: 1, 0.5 or 0 (nuPlan)", "mean"),
     "collided": ("share of episodes with a collision", "rate"),
     "completed": (
-        "share of episodes driven to the scenario's end without collision, always on the road",
+        "share of episodes driven to the scenario's end (the time limit, the merge's end, a "
+        "route's goal) without collision, always on the road",
         "rate",
     ),
     "distance_m": ("distance driven [m]", "mean"),
@@ -76,11 +77,11 @@ def episode_metrics(episode: Episode) -> dict[str, float]:
     collided = bool(np.any(m["crashed"][1:] > 0.5))
     ended_on_road = bool(m["on_road"][-1] > 0.5)
     always_on_road = bool(np.all(m["on_road"] > 0.5))
-    completed = (
-        not collided
-        and always_on_road
-        and (episode.truncated or (episode.terminated and ended_on_road))
-    )
+    if "goal" in m:  # a scenario with a route: completed means its goal was reached
+        ended_well = bool(m["goal"][-1] > 0.5)
+    else:
+        ended_well = episode.truncated or (episode.terminated and ended_on_road)
+    completed = not collided and always_on_road and ended_well
     xy = np.stack([m["x"], m["y"]], axis=1)
     steer = episode.applied[:, 1] * STEERING_RANGE_RAD[1]
     jerk = float(np.mean(np.abs(np.diff(steer, n=2)))) / dt**2 if len(steer) > 2 else 0.0

@@ -13,7 +13,9 @@ reshapes its interface into the project's contract:
   ``"applied_action"`` (the ``[accel, steer]`` actually sent to the simulator, ``(2,)``),
   ``"reward_terms"`` (highway-env's reward components) and ``"time"`` [s];
 - ``terminated`` for a crash (or the scenario's own end, e.g. leaving the racetrack or passing
-  the merge), ``truncated`` when the scenario's duration is reached. A timeout is not a crash.
+  the merge; on a scenario with a :class:`~envs.scenarios.Route`, reaching the route's goal or
+  leaving the road), ``truncated`` when the scenario's duration is reached. A timeout is not a
+  crash.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 from highway_env.envs.common.action import action_factory
+from highway_env.road.lane import CircularLane
 
 from envs.errors import UserError
 from envs.idm_hint import IdmShadow
@@ -62,7 +65,28 @@ class _ContinuousLaneChangeRewardMixin:
         return super()._rewards(None)
 
 
-_DISCRETE_REWARD_ENVS = frozenset({"merge-v0", "roundabout-v0"})
+_DISCRETE_REWARD_ENVS = frozenset({"merge-v0", "roundabout-v0", "roundabout-generic-v1"})
+
+ROUNDABOUT_RING_SPEED_LIMIT_MPS = 10.0
+"""Speed limit [m/s] on the roundabout's ring. highway-env leaves every lane at its default 20
+m/s, which on the 20-24 m radius ring means 17-20 m/s² of lateral acceleration; 10 m/s (36
+km/h, a usual urban roundabout limit) is 4.2 m/s² on the outer ring. The limit is what the
+driving score's progress and speed-limit terms measure against, and highway-env's IDM traffic
+keeps to it too (``IDMVehicle.acceleration`` clips its target speed to the lane's limit)."""
+
+
+class _RoundaboutRingLimitMixin:
+    """Sets :data:`ROUNDABOUT_RING_SPEED_LIMIT_MPS` on the roundabout's ring (its circular
+    lanes) when the road is built, before any vehicle is placed."""
+
+    def _make_road(self) -> None:
+        super()._make_road()
+        for lane in self.road.network.lanes_list():
+            if isinstance(lane, CircularLane):
+                lane.speed_limit = ROUNDABOUT_RING_SPEED_LIMIT_MPS
+
+
+_RING_LIMIT_ENVS = frozenset({"roundabout-generic-v1"})
 
 
 @functools.cache
@@ -77,6 +101,8 @@ def highway_env_class(env_id: str, fast: bool) -> type:
     mixins: tuple[type, ...] = (_PixelObservationMixin,)
     if env_id in _DISCRETE_REWARD_ENVS:
         mixins += (_ContinuousLaneChangeRewardMixin,)
+    if env_id in _RING_LIMIT_ENVS:
+        mixins += (_RoundaboutRingLimitMixin,)
     return type(f"Driving{base.__name__}", (*mixins, base), {})
 
 
@@ -144,6 +170,9 @@ class DrivingEnv(gymnasium.Env):
         self._steps += 1
         truncated = bool(truncated) or self._steps >= self.scenario.steps_per_episode
         info = self._info(applied, sim_info.get("rewards", {}))
+        if self.scenario.route is not None:
+            metrics = info["metrics"]
+            terminated = bool(terminated) or metrics["goal"] > 0.5 or metrics["on_road"] < 0.5
         obs = self._observation(raw)
         if self.nuisances is not None:
             obs = self.nuisances.step(obs)
@@ -183,8 +212,8 @@ class DrivingEnv(gymnasium.Env):
 
     def _info(self, applied: np.ndarray, reward_terms: dict[str, float]) -> dict[str, Any]:
         info: dict[str, Any] = {
-            "scene": extract_scene(self.sim),
-            "metrics": step_metrics(self.sim),
+            "scene": extract_scene(self.sim, self.scenario.route),
+            "metrics": step_metrics(self.sim, self.scenario.route),
             "applied_action": applied,
             "reward_terms": {k: float(v) for k, v in reward_terms.items()},
             "time": float(self.sim.time),

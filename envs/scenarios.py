@@ -75,6 +75,44 @@ EVALUATION_SEEDS = SeedRange(1_000_000, 1_100_000)
 
 
 @dataclass(frozen=True)
+class Route:
+    """The ego car's route through a road network with junctions (a roundabout, an exit).
+
+    highway-env names a road by the pair of nodes it joins; the ego car of a continuous-action
+    env has no route of its own (only highway-env's discrete-action vehicles plan one), so the
+    scenario names it.
+
+    Args:
+        nodes: the road-network nodes the route passes, in order (consecutive pairs are roads).
+            At a junction the scene's lane centre lines follow the route where a lane joins the
+            route's next road (:func:`envs.scene.extract_scene`).
+        goal_distance: the route ends this far [m] along its last road
+            (``nodes[-2] -> nodes[-1]``); getting there ends the episode (``terminated``), and
+            only an episode that gets there counts as ``completed``.
+    """
+
+    nodes: tuple[str, ...]
+    goal_distance: float
+
+    def __post_init__(self) -> None:
+        if len(self.nodes) < 2 or not self.goal_distance >= 0:
+            raise ValueError(f"bad route {self}: need 2 nodes or more and goal_distance >= 0")
+
+    @property
+    def last_road(self) -> tuple[str, str]:
+        """The route's last road ``(from, to)``."""
+        return self.nodes[-2], self.nodes[-1]
+
+    def next_node(self, road: tuple[str, str]) -> str | None:
+        """The node the route takes after ``road`` ``(from, to)``, None if ``road`` is not on it
+        or is its last."""
+        for a, b, c in zip(self.nodes, self.nodes[1:], self.nodes[2:], strict=False):
+            if (a, b) == road:
+                return c
+        return None
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A named, complete driving scenario.
 
@@ -90,6 +128,8 @@ class Scenario:
         policy_frequency: decisions per second [Hz].
         simulation_frequency: simulator steps per second [Hz].
         train_seeds, validation_seeds, evaluation_seeds: disjoint seed ranges.
+        route: the ego car's route and goal where the road has junctions (None on roads
+            without a choice: there the episode ends at the time limit or the scenario's own end).
         overrides: the overrides applied on top of the registered scenario (recorded).
     """
 
@@ -105,6 +145,7 @@ class Scenario:
     train_seeds: SeedRange = TRAIN_SEEDS
     validation_seeds: SeedRange = VALIDATION_SEEDS
     evaluation_seeds: SeedRange = EVALUATION_SEEDS
+    route: Route | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -386,6 +427,10 @@ _HIGHWAY = {
     "offroad_terminal": True,  # leaving the road ends the episode (a car in the ditch)
 }
 
+_SQUARE_VIEW = ObservationSpec(width=128, height=128, scaling=2.5, centering=(0.5, 0.5))
+"""A square view centred on the ego car (51 m across) for roads that turn: the ring of the
+roundabout (48 m across) fits in it whichever way the car faces."""
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -415,6 +460,29 @@ SCENARIOS: dict[str, Scenario] = {
             description="highway with an on-ramp merging from the right; ends past the ramp",
             config={},
             duration=30.0,
+        ),
+        Scenario(
+            # roundabout-v0's entries and exits stop up to 5.6 m short of the ring, so a car that
+            # follows them is off every lane for a moment; the generic roundabout fits them to it
+            # (and its -v1 lets the traffic see leaders across lane segments)
+            name="roundabout",
+            env_id="roundabout-generic-v1",
+            description="two-lane roundabout, 5 IDM cars: enter from the south, yield to the ring, "
+            "take the second exit (north); ring limit 10 m/s",
+            config={},
+            observation=_SQUARE_VIEW,
+            duration=25.0,
+            route=Route(("ser", "ses", "se", "ex", "ee", "nx", "nxs", "nxr"), goal_distance=20.0),
+        ),
+        Scenario(
+            name="exit",
+            env_id="exit-v1",
+            description="6-lane highway, slower traffic to the right: cross to the exit lane "
+            "(400-500 m) and take the exit",
+            config={},
+            observation=ObservationSpec(width=160, height=128, scaling=3.0, centering=(0.3, 0.5)),
+            duration=30.0,
+            route=Route(("0", "1", "2", "exit"), goal_distance=30.0),
         ),
     )
 }

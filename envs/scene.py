@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from envs.scenarios import Route
+
 LANE_SAMPLE_SPACING_M = 5.0
 """Spacing [m] between the centre-line points of :class:`LaneGeometry`."""
 LANE_LOOKAHEAD_M = 80.0
@@ -22,6 +24,14 @@ LANE_LOOKBEHIND_M = 10.0
 """How far behind [m] of the ego car the lane centre lines start."""
 SCENE_RADIUS_M = 100.0
 """Vehicles farther than this [m] from the ego car are left out of the scene."""
+ROUTE_JOIN_M = 6.0
+"""A lane joins the route's next road when that road has a lane starting within this [m] of
+the lane's end. highway-env's roundabout leaves gaps of up to 5.6 m between an entry and the
+ring (its sine lanes are not fitted to the circle); a lane that ends farther than this from the
+route's next road (the roundabout's inner ring at an exit, the exit-v0 through lanes) goes on
+along the road it is on."""
+PREDICTION_TIMES_S = np.arange(0.0, 4.0 + 1e-9, 0.25)
+"""Times [s] at which :attr:`VehicleState.predicted` gives a vehicle's future position."""
 
 
 def _fields_equal(a: object, b: object) -> bool:
@@ -44,6 +54,10 @@ class VehicleState:
         speed: [m/s] along the heading.
         length, width: body size [m].
         lane: index of the lane it occupies among the ego road's side lanes (-1 if elsewhere).
+        predicted: ``(len(PREDICTION_TIMES_S), 2)`` world positions [m] at
+            :data:`PREDICTION_TIMES_S` if it keeps its speed along its planned route
+            (highway-env's ``predict_trajectory_constant_speed``), or None where the scene was
+            extracted without predictions (roads without junctions) or it plans no route.
     """
 
     position: np.ndarray
@@ -52,6 +66,7 @@ class VehicleState:
     length: float
     width: float
     lane: int
+    predicted: np.ndarray | None = None
 
     __eq__ = _fields_equal
 
@@ -112,15 +127,18 @@ class Scene:
     vehicles: list[VehicleState] = field(default_factory=list)
 
 
-def _lane_position(lane_index: tuple, network, s_values: np.ndarray) -> np.ndarray:
-    """Sample ``(len(s_values), 2)`` centre points, following successor lanes past the end."""
+def _lane_position(
+    lane_index: tuple, network, s_values: np.ndarray, route: Route | None = None
+) -> np.ndarray:
+    """Sample ``(len(s_values), 2)`` centre points, following successor lanes past the end
+    (along ``route`` where the lane joins it, see :func:`_next_lane`)."""
     points = np.empty((len(s_values), 2))
     index = lane_index
     lane = network.get_lane(index)
     offset = 0.0  # longitudinal coordinate of `lane`'s start in the first lane's frame
     for k, s in enumerate(s_values):
         while s - offset > lane.length and not _is_open_ended(lane):
-            nxt = _next_lane(network, index)
+            nxt = _next_lane(network, index, route)
             if nxt is None:
                 break
             offset += lane.length
@@ -133,21 +151,81 @@ def _is_open_ended(lane) -> bool:
     return lane.length >= 1e4
 
 
-def _next_lane(network, index: tuple) -> tuple | None:
-    """The successor lane keeping the same lane id where possible (deterministic)."""
+def _next_lane(network, index: tuple, route: Route | None = None) -> tuple | None:
+    """The successor lane: on ``route``'s next road the lane starting nearest to this lane's
+    end, if within :data:`ROUTE_JOIN_M`; otherwise the first next road by name, keeping the
+    same lane id where possible (deterministic)."""
     _from, _to, _id = index
     successors = network.graph.get(_to)
     if not successors:
         return None
+    route_next = route.next_node((_from, _to)) if route is not None else None
+    if route_next in successors:
+        lane = network.get_lane(index)
+        end = lane.position(lane.length, 0.0)
+        lanes = successors[route_next]
+        gaps = [float(np.linalg.norm(candidate.position(0.0, 0.0) - end)) for candidate in lanes]
+        k = int(np.argmin(gaps))
+        if gaps[k] < ROUTE_JOIN_M:
+            return (_to, route_next, k)
     next_to = sorted(successors)[0]
     lanes = successors[next_to]
     return (_to, next_to, min(_id, len(lanes) - 1))
 
 
-def vehicle_state(vehicle, side_lanes: list[tuple]) -> VehicleState:
-    """Ground truth of one highway-env vehicle."""
+def _predict_along_route(vehicle, network, times: np.ndarray) -> np.ndarray:
+    """``(len(times), 2)`` positions [m] of ``vehicle`` at ``times`` [s] if it keeps its speed
+    along the centre of its lane and then of the lanes its route takes (highway-env's own
+    lane choice, :func:`_next_on_route`). highway-env's ``predict_trajectory_constant_speed``
+    keeps the current lane id onto the next road, which fails where that road has fewer lanes
+    (a roundabout's exit), hence this walk."""
+    route = list(vehicle.route)
+    index = vehicle.lane_index
+    lane = network.get_lane(index)
+    s = lane.local_coordinates(vehicle.position)[0]
+    out = np.empty((len(times), 2))
+    previous = 0.0
+    for k, t in enumerate(times):
+        s += vehicle.speed * (float(t) - previous)
+        previous = float(t)
+        while s > lane.length and not _is_open_ended(lane):
+            nxt = _next_on_route(network, index, route, lane.position(lane.length, 0.0))
+            if nxt is None:
+                break
+            s -= lane.length
+            index, lane = nxt, network.get_lane(nxt)
+        out[k] = lane.position(s, 0.0)
+    return out
+
+
+def _next_on_route(network, index: tuple, route: list, end: np.ndarray) -> tuple | None:
+    """The lane after ``index`` of a vehicle planning ``route`` (highway-env lane indices): the
+    route's road starting where ``index`` ends, else the next road with the lane nearest to
+    ``end`` (the lane's end point); its lane as highway-env's ``next_lane_given_next_road``
+    picks it. None at a dead end."""
+    _from, _to, _id = index
+    successors = network.graph.get(_to)
+    if not successors:
+        return None
+    planned = [road[1] for road in route if road[0] == _to and road[1] in successors]
+    if planned:
+        next_to = planned[0]
+    else:
+        next_to = min(
+            successors,
+            key=lambda to: network.next_lane_given_next_road(_from, _to, _id, to, None, end)[1],
+        )
+    next_id, _ = network.next_lane_given_next_road(_from, _to, _id, next_to, None, end)
+    return (_to, next_to, next_id)
+
+
+def vehicle_state(vehicle, side_lanes: list[tuple], predict: bool = False) -> VehicleState:
+    """Ground truth of one highway-env vehicle (``predict``: with its predicted positions)."""
     lane_index = getattr(vehicle, "lane_index", None)
     lane = side_lanes.index(lane_index) if lane_index in side_lanes else -1
+    predicted = None
+    if predict and getattr(vehicle, "route", None) is not None and vehicle.lane_index:
+        predicted = _predict_along_route(vehicle, vehicle.road.network, PREDICTION_TIMES_S)
     return VehicleState(
         position=np.array(vehicle.position, dtype=float),
         heading=float(vehicle.heading),
@@ -155,11 +233,17 @@ def vehicle_state(vehicle, side_lanes: list[tuple]) -> VehicleState:
         length=float(vehicle.LENGTH),
         width=float(vehicle.WIDTH),
         lane=lane,
+        predicted=predicted,
     )
 
 
-def extract_scene(env) -> Scene:
-    """Read the ground-truth :class:`Scene` off a highway-env env (``env.unwrapped``)."""
+def extract_scene(env, route: Route | None = None) -> Scene:
+    """Read the ground-truth :class:`Scene` off a highway-env env (``env.unwrapped``).
+
+    With a ``route``, the lane centre lines follow it at junctions and every vehicle carries
+    its predicted positions (:attr:`VehicleState.predicted`), which an oracle needs to yield at
+    a junction; without one (straight roads) neither is computed.
+    """
     road, ego = env.road, env.vehicle
     network = road.network
     side_lanes = list(network.all_side_lanes(ego.lane_index))
@@ -172,7 +256,7 @@ def extract_scene(env) -> Scene:
             LaneGeometry(
                 lane=i,
                 width=float(lane.width_at(s_ego)),
-                centerline=_lane_position(index, network, s_values),
+                centerline=_lane_position(index, network, s_values, route),
                 speed_limit=float(lane.speed_limit) if lane.speed_limit else math.nan,
             )
         )
@@ -185,11 +269,20 @@ def extract_scene(env) -> Scene:
         ego=vehicle_state(ego, side_lanes),
         ego_lane=side_lanes.index(ego.lane_index),
         lanes=lanes,
-        vehicles=[vehicle_state(v, side_lanes) for _, v in others],
+        vehicles=[vehicle_state(v, side_lanes, predict=route is not None) for _, v in others],
     )
 
 
-def step_metrics(env) -> dict[str, float]:
+def goal_reached(env, route: Route) -> bool:
+    """Whether the ego car is on ``route``'s last road at least ``goal_distance`` along it."""
+    ego = env.vehicle
+    if tuple(ego.lane_index[:2]) != route.last_road:
+        return False
+    s, _ = env.road.network.get_lane(ego.lane_index).local_coordinates(ego.position)
+    return bool(s >= route.goal_distance)
+
+
+def step_metrics(env, route: Route | None = None) -> dict[str, float]:
     """Per-step metrics of the ego car, all plain floats (booleans as 0.0/1.0).
 
     Keys: ``speed`` [m/s]; ``lane_offset`` [m] lateral offset from the centre of the lane the
@@ -199,7 +292,9 @@ def step_metrics(env) -> dict[str, float]:
     [s] time to collision with it at current speeds (inf if not closing); ``x``, ``y`` [m]
     ego position; ``lane`` the ego lane's index; ``heading`` [rad] the ego's heading in the
     world frame; ``gap_rear`` [m] bumper-to-bumper distance to the car behind in the same lane
-    (inf if none); ``speed_limit`` [m/s] the ego lane's speed limit (nan if it has none).
+    (inf if none); ``speed_limit`` [m/s] the ego lane's speed limit (nan if it has none);
+    with a ``route`` only (so the keys of route-less scenarios stay as they were, e.g. in
+    datasets), ``goal`` (1 once the ego car has reached the route's end, :func:`goal_reached`).
     """
     road, ego = env.road, env.vehicle
     lane = road.network.get_lane(ego.lane_index)
@@ -215,7 +310,7 @@ def step_metrics(env) -> dict[str, float]:
     if rear is not None:
         gap_rear = max(0.0, -float(ego.lane_distance_to(rear)) - (ego.LENGTH + rear.LENGTH) / 2)
     side = list(road.network.all_side_lanes(ego.lane_index))
-    return {
+    metrics = {
         "speed": float(ego.speed),
         "lane_offset": float(r),
         "heading_error": float(heading_error),
@@ -230,3 +325,6 @@ def step_metrics(env) -> dict[str, float]:
         "gap_rear": gap_rear,
         "speed_limit": float(lane.speed_limit) if lane.speed_limit else math.nan,
     }
+    if route is not None:
+        metrics["goal"] = float(goal_reached(env, route))
+    return metrics

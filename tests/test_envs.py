@@ -12,12 +12,15 @@ from gymnasium.utils.env_checker import check_env
 import envs
 from envs.errors import UserError
 from envs.scenarios import SCENARIOS, SeedRange, get_scenario
+from envs.scene import PREDICTION_TIMES_S
 
 TINY_BY_SCENARIO = {
     "highway": {"vehicles_count": 8, "duration": 3},
     "highway-dense": {"vehicles_count": 12, "duration": 3},
     "racetrack": {"other_vehicles": 1, "duration": 3},
     "merge": {"duration": 3},
+    "roundabout": {"vehicles_count": 2, "duration": 3},
+    "exit": {"vehicles_count": 4, "duration": 3},
 }
 
 
@@ -200,3 +203,64 @@ def test_seed_range_parsing():
     for bad in ("9:5", "a:b", "1:2:3", "-1:4", ""):
         with pytest.raises(UserError):
             SeedRange.parse(bad)
+
+
+@pytest.mark.parametrize("name", ["roundabout", "exit"])
+def test_route_scenarios_report_the_goal_and_predict_the_traffic(name):
+    env = envs.make(name, overrides=TINY_BY_SCENARIO[name])
+    _, info = env.reset(seed=0)
+    assert info["metrics"]["goal"] == 0.0
+    assert info["scene"].vehicles
+    for vehicle in info["scene"].vehicles:
+        assert vehicle.predicted.shape == (len(PREDICTION_TIMES_S), 2)
+        np.testing.assert_allclose(vehicle.predicted[0], vehicle.position, atol=1e-6)
+    env.close()
+    # roads without junctions carry neither (their metric keys stay as they were)
+    env = envs.make("highway", overrides=TINY_BY_SCENARIO["highway"])
+    _, info = env.reset(seed=0)
+    assert "goal" not in info["metrics"]
+    assert all(v.predicted is None for v in info["scene"].vehicles)
+    env.close()
+
+
+def test_route_goal_ends_the_episode_and_counts_as_completed():
+    from driving.metrics import episode_metrics
+    from driving.rollout import Episode
+
+    def episode(goal: list[float], truncated: bool) -> Episode:
+        n = len(goal)
+        metrics = {
+            "speed": np.full(n, 10.0),
+            "lane_offset": np.zeros(n),
+            "heading_error": np.zeros(n),
+            "on_road": np.ones(n),
+            "crashed": np.zeros(n),
+            "gap_front": np.full(n, np.inf),
+            "ttc_front": np.full(n, np.inf),
+            "x": np.arange(n) * 2.0,
+            "y": np.zeros(n),
+            "lane": np.zeros(n),
+            "heading": np.zeros(n),
+            "gap_rear": np.full(n, np.inf),
+            "speed_limit": np.full(n, 10.0),
+            "goal": np.array(goal),
+        }
+        steps = n - 1
+        return Episode(
+            seed=0,
+            steps=steps,
+            dt=0.2,
+            terminated=not truncated,
+            truncated=truncated,
+            actions=np.zeros((steps, 2)),
+            agent_actions=np.zeros((steps, 2)),
+            expert_actions=None,
+            applied=np.zeros((steps, 2)),
+            rewards=np.zeros(steps),
+            metrics=metrics,
+            latency_ms=np.zeros(steps),
+        )
+
+    assert episode_metrics(episode([0, 0, 0, 1], truncated=False))["completed"] == 1.0
+    # the time limit before the goal is not the end of the route
+    assert episode_metrics(episode([0, 0, 0, 0], truncated=True))["completed"] == 0.0

@@ -203,6 +203,44 @@ def test_the_oracle_runs_the_other_scenarios(name):
     assert ep.metrics["crashed"].max() == 0
 
 
+def test_the_oracle_gives_way_to_a_car_crossing_its_path():
+    # a car 20 m ahead and 20 m to the right crosses the ego's lane at 10 m/s, reaching it
+    # about when the ego car would: the ego stops before the crossing (and not without it)
+    times = np.arange(0.0, 4.01, 0.25)
+    crossing = np.stack([np.full_like(times, 20.0), 20.0 - 10.0 * times], axis=1)
+    car = Detection(20.0, 20.0, vy=-10.0, predicted=crossing)
+    config = PlannerConfig(yield_gap=1.0)
+    percept = Percept([car], straight_lanes(1), 1, 10.0)
+    plan = Planner(config, dt=0.2).plan(percept, PlannerState())
+    assert plan.decision == "yield" and plan.accel < -1.0 and plan.leader_gap < 20.0
+    free = Planner(PlannerConfig(), dt=0.2).plan(percept, PlannerState())
+    assert free.decision == "keep lane" and free.accel > 0
+
+
+def test_the_oracle_slows_for_a_curve_ahead():
+    # a lane turning on a 20 m radius 10 m ahead: at most sqrt(3.5 * 20) = 8.4 m/s there
+    arc = np.arange(0.0, 80.0, 5.0)
+    straight = arc[arc <= 10.0]
+    bend = (arc[arc > 10.0] - 10.0) / 20.0
+    line = np.concatenate(
+        [
+            np.stack([straight, np.zeros_like(straight)], axis=1),
+            np.stack([10.0 + 20.0 * np.sin(bend), 20.0 * (1 - np.cos(bend))], axis=1),
+        ]
+    )
+    percept = Percept([], [LaneEstimate(0, 4.0, line)], 0, 14.0)
+    curved = Planner(PlannerConfig(curve_lateral_accel=3.5), dt=0.2).plan(percept, PlannerState())
+    assert curved.accel < -1.0  # from 14 m/s, 10 m before the bend
+    assert Planner(PlannerConfig(), dt=0.2).plan(percept, PlannerState()).accel > 0
+
+
+def test_the_oracle_drives_the_roundabout_to_its_exit():
+    scenario = get_scenario("roundabout").with_overrides({"vehicles_count": 2})
+    (ep,) = rollout(make_oracle_agent(scenario), scenario, [1_000_000])
+    assert ep.terminated and ep.metrics["goal"][-1] == 1.0
+    assert ep.metrics["crashed"].max() == 0 and ep.metrics["on_road"].min() == 1.0
+
+
 # -- command line -----------------------------------------------------------------------------
 def test_driving_perception_prints_precision_and_recall(driving_cli):
     result = driving_cli(

@@ -26,12 +26,31 @@ VISION_LOOKAHEAD = {"lookahead_time": 1.0, "lookahead_min": 10.0}
 m)."""
 
 
+ROUTE_SETTINGS: dict[str, tuple[dict[str, object], dict[str, object]]] = {
+    # the ring's 20-24 m radius and the exits' reverse curves: slow for the curves, keep the
+    # lane the route follows (no lane changes on the ring), give way to the ring's traffic,
+    # and a short look-ahead so that pure pursuit does not cut from the ring into the exit
+    # across the unpaved corner between them
+    "roundabout": (
+        {"lane_changes": False, "curve_lateral_accel": 3.5, "yield_gap": 1.0},
+        {"lookahead_time": 0.3, "lookahead_min": 4.0, "max_lateral_accel": 8.0},
+    ),
+    # the exit is on the right, beyond five lanes of ever slower traffic: change right
+    # whenever safe, slowing for a gap where not, and a sharper lane change (6 m/s²) so that
+    # the six of them fit before the exit; the exit's 150 m radius needs no curve speed
+    "exit": ({"exit_right": True}, {"max_lateral_accel": 6.0}),
+}
+"""Planner settings and controller gains that scenarios with a route
+(:class:`envs.scenarios.Route`) override, by scenario name."""
+
+
 def settings_for(scenario: Scenario, vision: bool = False) -> tuple[PlannerConfig, ControlGains]:
     """Planner settings and controller gains for ``scenario`` (``vision``: for modular-vision).
 
     Steer-only scenarios (racetrack) drive at the environment's cruise speed, so slower cars
     ahead can only be passed (``can_brake=False``: the planner dodges them); they get a shorter
-    look-ahead and a higher lateral-acceleration cap for the tight curves.
+    look-ahead and a higher lateral-acceleration cap for the tight curves. Scenarios with a
+    route take :data:`ROUTE_SETTINGS`.
     """
     planner, gains = PlannerConfig(), ControlGains()
     if vision:
@@ -39,6 +58,10 @@ def settings_for(scenario: Scenario, vision: bool = False) -> tuple[PlannerConfi
     if scenario.action.mode == "steer":
         planner = replace(planner, cruise_speed=scenario.action.cruise_speed, can_brake=False)
         gains = replace(gains, max_lateral_accel=12.0, lookahead_time=0.3, lookahead_min=3.0)
+    if scenario.name in ROUTE_SETTINGS:
+        planner_changes, gain_changes = ROUTE_SETTINGS[scenario.name]
+        planner = replace(planner, **planner_changes)
+        gains = replace(gains, **gain_changes)
     return planner, gains
 
 

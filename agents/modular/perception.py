@@ -30,6 +30,9 @@ class Detection:
         length, width: body size [m] (along and across its own heading).
         vx, vy: velocity over ground in ego axes [m/s].
         track: a track id when the perception keeps one (else None).
+        predicted: ``(M, 2)`` its predicted centre positions [m] at
+            :data:`envs.scene.PREDICTION_TIMES_S`, ego frame, where the perception knows them
+            (the oracle, on scenarios with a route); else None.
     """
 
     x: float
@@ -39,6 +42,7 @@ class Detection:
     vx: float = 0.0
     vy: float = 0.0
     track: int | None = None
+    predicted: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the keys :mod:`driving.overlay` draws)."""
@@ -157,6 +161,11 @@ class OraclePerception:
                     width=v.length * sin_h + v.width * cos_h,
                     vx=float(c * vel[0] + s * vel[1]),
                     vy=float(-s * vel[0] + c * vel[1]),
+                    predicted=(
+                        world_to_ego(v.predicted, origin, heading)
+                        if v.predicted is not None
+                        else None
+                    ),
                 )
             )
         lanes = [

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from agents.modular.perception import Detection, LaneEstimate, Percept, project_points
+from envs.scene import PREDICTION_TIMES_S
 
 EGO_LENGTH_M = 5.0
 """Length [m] of the ego car (highway-env's ``Vehicle.LENGTH``)."""
@@ -73,6 +74,21 @@ class PlannerConfig:
             than this [m] from its edge.
         leave_ending_lane_gain: incentive [m/s²] added to leaving a lane that ends (merges
             into a neighbour ahead); a lane that ends is never a lane-change target.
+        curve_lateral_accel: the desired speed is capped so that the lateral acceleration on
+            the curves of the reference path ahead stays below this [m/s²], braking for them at
+            ``curve_decel`` [m/s²] (inf: no cap; the default, for straight roads).
+        curve_decel: see ``curve_lateral_accel``.
+        yield_gap: time gap [s] kept to vehicles whose predicted path crosses or joins the
+            reference path ahead (:attr:`Detection.predicted`): unless the ego car clears the
+            conflict point this long before the other car reaches it, or reaches it this long
+            after the other car has passed, it stops before the conflict point (gives way at a
+            junction). 0 turns yielding off (the default: roads without junctions).
+        exit_right: the route leaves the road on the right (a highway exit): MOBIL's choice is
+            replaced by changing right whenever that is safe; while it is not, the car speeds
+            up or slows down to line up with the nearest gap it fits in there
+            (:meth:`Planner._gap_speed`).
+        exit_speed_margin: the most [m/s] that speed differs from the lane's (``exit_right``).
+        gap_gain: how fast the car closes on that gap [1/s] (``exit_right``).
     """
 
     cruise_speed: float = 30.0
@@ -100,6 +116,12 @@ class PlannerConfig:
     can_brake: bool = True
     evade_time: float = 3.0
     safety_clearance: float = 0.3
+    curve_lateral_accel: float = math.inf
+    curve_decel: float = 2.0
+    yield_gap: float = 0.0
+    exit_right: bool = False
+    exit_speed_margin: float = 4.0
+    gap_gain: float = 0.5
 
 
 @dataclass
@@ -123,7 +145,8 @@ class Plan:
     """The planner's output for one step.
 
     Attributes:
-        decision: ``"keep lane"``, ``"change left"``, ``"change right"`` or ``"abort change"``.
+        decision: ``"keep lane"``, ``"change left"``, ``"change right"``, ``"abort change"`` or
+            ``"yield"`` (giving way at a junction, ``yield_gap``).
         lane, target_lane: ids (:attr:`LaneEstimate.index`) of the current and target lanes.
         target_speed: desired speed [m/s] (the cruise speed capped by the speed limit).
         accel: IDM acceleration [m/s²] behind the relevant leaders.
@@ -327,6 +350,7 @@ class Planner:
 
         decision = "keep lane"
         incentives: dict[str, float] = {}
+        blocked: _Lane | None = None  # the lane to the right that exit_right waits to enter
         if target != current or origin is not None:
             # a lane change is under way: keep checking that the target lane stays safe
             safe, _ = self._safe(lanes[target], speed, desired, started=True)
@@ -357,6 +381,15 @@ class Planner:
                 decision = "change right" if best > current else "change left"
                 state.origin_offset = lanes[current].centre_offset
                 origin, target = current, best
+        elif cfg.exit_right and current + 1 < len(lanes) and not lanes[current + 1].ends:
+            # the route leaves on the right: take the lane to the right as soon as it is safe
+            safe, _ = self._safe(lanes[current + 1], speed, desired)
+            if safe:
+                decision = "change right"
+                state.origin_offset = lanes[current].centre_offset
+                origin, target = current, current + 1
+            else:
+                blocked = lanes[current + 1]
         elif cfg.lane_changes and state.cooldown <= 0.0:
             here, _, _ = self._accel_in(lanes[current], speed, desired)
             best, best_gain = current, 0.0
@@ -388,6 +421,22 @@ class Planner:
             accel_t, gap_t, lead_t = self._accel_in(lanes[target], speed, desired)
             if accel_t < accel:
                 accel, gap, lead_speed = accel_t, gap_t, lead_t
+        if blocked is not None:
+            # line up with the nearest gap in the lane to the right that the car fits in
+            seek = min(self._gap_speed(blocked), desired)
+            accel_seek, _, _ = self._accel_in(lanes[current], speed, seek)
+            accel = min(accel, accel_seek)
+        path = self._path(lanes[target])
+        if math.isfinite(cfg.curve_lateral_accel):
+            curve_speed = self._curve_speed(lanes[target])
+            if curve_speed < desired:
+                accel = min(accel, idm_accel(speed, curve_speed, math.inf, 0.0, cfg))
+        if cfg.yield_gap > 0:
+            stop = self._yield_distance(path, percept.detections, speed, desired)
+            if stop < gap:
+                accel = min(accel, idm_accel(speed, desired, max(stop, 0.0), 0.0, cfg))
+                gap, lead_speed = stop, 0.0
+                decision = "yield" if decision == "keep lane" else decision
         accel = max(accel, -cfg.max_decel)
         return Plan(
             decision=decision,
@@ -395,12 +444,114 @@ class Planner:
             target_lane=lanes[target].estimate.index,
             target_speed=desired,
             accel=accel,
-            reference_path=self._path(lanes[target]),
+            reference_path=path,
             leader_gap=gap,
             leader_speed=lead_speed,
             lateral_offset=lanes[current].d_ego,
             incentives=incentives,
         )
+
+    def _gap_speed(self, lane: _Lane) -> float:
+        """The speed [m/s] that brings the ego car alongside the nearest gap of ``lane`` long
+        enough to change into (``exit_right``).
+
+        Gaps lie between consecutive cars in the lane (and before the first and after the
+        last); one fits when it holds the ego car and, ahead and behind it, IDM's desired gap
+        at the lane's speed (``min_gap`` plus ``time_headway`` of it), so that neither the ego
+        car nor its new follower must brake when it changes in. The speed is the lane's (that
+        of the car bounding the gap) plus ``gap_gain`` times the gap centre's distance ahead
+        [m], at most ``exit_speed_margin`` away from it either way."""
+        cfg = self.config
+        cars = sorted(
+            (g + math.copysign((d.length + EGO_LENGTH_M) / 2, g), d.length, d.vx)
+            for g, d, k, _ in lane.occupants
+            if k <= 1
+        )  # (centre ahead of the ego [m], length [m], speed [m/s]), rear-most first
+        if not cars:
+            return math.inf
+        lane_speed = float(np.median([v for _, _, v in cars]))
+        need = EGO_LENGTH_M + 2 * (cfg.min_gap + lane_speed * cfg.time_headway)
+        gaps = [(cars[0][0] - cars[0][1] / 2 - need / 2, cars[0][2])]
+        for (a, la, _), (b, lb, vb) in itertools.pairwise(cars):
+            if (b - lb / 2) - (a + la / 2) >= need:
+                gaps.append(((a + la / 2 + b - lb / 2) / 2, vb))
+        gaps.append((cars[-1][0] + cars[-1][1] / 2 + need / 2, cars[-1][2]))
+        centre, speed = min(gaps, key=lambda gap: abs(gap[0]))
+        margin = cfg.exit_speed_margin
+        return max(speed + float(np.clip(cfg.gap_gain * centre, -margin, margin)), 0.0)
+
+    def _curve_speed(self, lane: _Lane) -> float:
+        """The highest speed [m/s] from which the ego car can slow at ``curve_decel`` to keep
+        the lateral acceleration on every curve of ``lane``'s centre line ahead (within
+        ``path_length``) below ``curve_lateral_accel``: ``min sqrt(a_lat / kappa + 2 b s)``.
+
+        The curvature ``kappa`` [1/m] at a centre-line point is its turning angle over the mean
+        length of its two segments (the points are a few metres apart)."""
+        cfg = self.config
+        line = lane.estimate.centerline
+        seg = np.diff(line, axis=0)
+        length = np.hypot(seg[:, 0], seg[:, 1])
+        if len(seg) < 2:
+            return math.inf
+        angle = np.arctan2(seg[:, 1], seg[:, 0])
+        turn = np.abs((np.diff(angle) + math.pi) % (2 * math.pi) - math.pi)
+        kappa = turn / np.maximum((length[:-1] + length[1:]) / 2, 1e-6)
+        arc = np.concatenate([[0.0], np.cumsum(length)])[1:-1] - lane.s_ego  # at inner points
+        ahead = (arc > -EGO_LENGTH_M) & (arc < cfg.path_length) & (kappa > 1e-6)
+        if not np.any(ahead):
+            return math.inf
+        speeds = np.sqrt(
+            cfg.curve_lateral_accel / kappa[ahead]
+            + 2.0 * cfg.curve_decel * np.maximum(arc[ahead], 0.0)
+        )
+        return float(np.min(speeds))
+
+    def _yield_distance(
+        self, path: np.ndarray, detections: list[Detection], speed: float, desired: float
+    ) -> float:
+        """Bumper distance [m] to the stop point before the nearest conflict the ego car must
+        give way at (inf if none), see ``yield_gap``.
+
+        A conflict is a vehicle not on ``path`` (``(K, 2)`` ego frame, from the ego car's
+        station) now whose predicted positions come within half the two cars' widths plus
+        ``safety_clearance`` of it, at arc length ``s_c``, from time ``t_in`` to ``t_out`` (its
+        length past ``s_c`` later when it stays on the path, merging into it). The ego car's
+        times to reach ``s_c`` and to clear it come from accelerating at ``max_accel`` up to
+        ``desired`` from ``speed``. A conflict closer than the ego's length, or nearer than the
+        ego car can stop from ``speed`` at ``max_decel``, is committed to (not yielded at).
+        """
+        cfg = self.config
+        seg = np.linalg.norm(np.diff(path, axis=0), axis=1)
+        arc_end = float(np.sum(seg))
+        stopping = speed**2 / (2 * cfg.max_decel)
+        nearest = math.inf
+        for det in detections:
+            if det.predicted is None:
+                continue
+            s, d = project_points(path, det.predicted)
+            half = (EGO_WIDTH_M + det.width) / 2 + cfg.safety_clearance
+            on = (np.abs(d) < half) & (s > 0.0) & (s < arc_end)
+            if on[0] or not np.any(on):
+                continue  # on the path now (a leader or follower, left to IDM), or never
+            k_in = int(np.argmax(on))
+            s_c = float(s[k_in])
+            clearance = EGO_LENGTH_M / 2 + det.width / 2 + cfg.safety_clearance
+            if s_c < EGO_LENGTH_M or s_c - clearance < stopping or s_c - clearance > nearest:
+                continue
+            times = PREDICTION_TIMES_S
+            t_in = float(times[k_in])
+            off = np.flatnonzero(~on[k_in:])
+            if len(off):
+                t_out = float(times[k_in + int(off[0])])
+            else:  # it joins the path: it has passed once its length is past the point
+                other_speed = max(math.hypot(det.vx, det.vy), 0.1)
+                t_out = t_in + (det.length + EGO_LENGTH_M) / other_speed
+            ego_in = _travel_time(s_c - clearance, speed, desired, cfg.max_accel)
+            ego_out = _travel_time(s_c + clearance + det.length / 2, speed, desired, cfg.max_accel)
+            if ego_out + cfg.yield_gap < t_in or t_out + cfg.yield_gap < ego_in:
+                continue
+            nearest = s_c - clearance
+        return nearest - EGO_LENGTH_M / 2 if math.isfinite(nearest) else math.inf
 
     @staticmethod
     def _nearest(lanes: list[_Lane], offset: float | None, default: int) -> int:
@@ -420,6 +571,20 @@ class Planner:
     def _straight_path(self) -> np.ndarray:
         x = np.arange(0.0, self.config.path_length + 1e-9, self.config.path_spacing)
         return np.stack([x, np.zeros_like(x)], axis=1)
+
+
+def _travel_time(distance: float, speed: float, top_speed: float, accel: float) -> float:
+    """Seconds [s] to drive ``distance`` [m] from ``speed`` [m/s], accelerating at ``accel``
+    [m/s²] up to ``top_speed`` [m/s] and holding it there."""
+    if distance <= 0.0:
+        return 0.0
+    speed = max(speed, 0.0)
+    top = max(top_speed, speed, 0.1)
+    ramp_time = (top - speed) / accel
+    ramp = speed * ramp_time + 0.5 * accel * ramp_time**2
+    if distance >= ramp:
+        return ramp_time + (distance - ramp) / top
+    return (-speed + math.sqrt(speed**2 + 2 * accel * distance)) / accel
 
 
 def _mark_ending(lanes: list[_Lane]) -> None:
