@@ -239,6 +239,89 @@ def paired_markdown(results: list[ComparisonResult], variant: str) -> list[str]:
     return lines
 
 
+STAGE_AGENTS: dict[str, str] = {
+    "modular-vision:oracle-lanes": "lanes",
+    "modular-vision:oracle-vehicles": "vehicles",
+    "modular-oracle": "all perception",
+}
+"""The agents that replace one of modular-vision's perception outputs (or all of them) with
+the ground truth (:mod:`agents.modular.hybrid`), and the stage each one makes perfect."""
+
+
+def stage_attribution(results: list[ComparisonResult], variant: str) -> list[str]:
+    """Markdown: which perception stage costs modular-vision what, on ``variant`` (issue 21's
+    debuggability and domain-knowledge columns; empty without modular-vision and at least one
+    of :data:`STAGE_AGENTS`).
+
+    A failure is an episode that was not completed (a collision, leaving the road, a timeout
+    short of the goal). Each of modular-vision's failed seeds is attributed by which agents of
+    :data:`STAGE_AGENTS` complete that seed: ``lanes`` (ground-truth lanes alone fix it),
+    ``vehicles`` (ground-truth vehicles alone fix it), ``either``, ``both`` (only the full
+    oracle perception fixes it), or ``planning/control`` (not even the full oracle fixes it);
+    a stage whose agent was not driven is left out of the attribution. Beside it, the paired
+    score difference of each agent against modular-vision: what making that stage perfect
+    gains.
+    """
+    here = {r.summary.agent: r for r in results if r.variant == variant}
+    vision = here.get(REFERENCE_AGENT)
+    swaps = {agent: stage for agent, stage in STAGE_AGENTS.items() if agent in here}
+    if vision is None or not swaps:
+        return []
+    completed = {
+        agent: seed_means([here[agent]], "completed") for agent in [REFERENCE_AGENT, *swaps]
+    }
+    failed = [seed for seed, done in completed[REFERENCE_AGENT].items() if done < 1]
+
+    def fixes(agent: str, seed: int) -> bool | None:
+        done = completed.get(agent, {}).get(seed)
+        return None if done is None else done >= 1
+
+    counts: dict[str, int] = {}
+    for seed in failed:
+        lanes = fixes("modular-vision:oracle-lanes", seed)
+        vehicles = fixes("modular-vision:oracle-vehicles", seed)
+        oracle = fixes("modular-oracle", seed)
+        if lanes and vehicles:
+            cause = "either"
+        elif lanes:
+            cause = "lanes"
+        elif vehicles:
+            cause = "vehicles"
+        elif oracle:
+            cause = "both"
+        elif oracle is False:
+            cause = "planning/control"
+        else:
+            cause = "not attributed"
+        counts[cause] = counts.get(cause, 0) + 1
+    n = len(vision.rows)
+    lines = [
+        f"Which stage costs {REFERENCE_AGENT} what: each stage's output replaced by the ground "
+        "truth on the same seeds. Score gain: paired difference against "
+        f"{REFERENCE_AGENT}, mean [95% paired bootstrap CI].",
+        "",
+        "| ground truth for | agent | completed | score gain |",
+        "|---|---|---|---|",
+    ]
+    for agent, stage in swaps.items():
+        gain = paired_difference([here[agent]], vision, "score")
+        rate = format_ci(here[agent].summary.metrics["completed"], 2)
+        lines.append(f"| {stage} | {agent} | {rate} | {format_ci(gain, 3, signed=True)} |")
+    lines += [
+        "",
+        f"{REFERENCE_AGENT} failed {len(failed)} of {n} episodes; attributed by the seeds the "
+        "agents above complete: "
+        + (
+            ", ".join(f"{cause} {k} ({k / len(failed):.0%})" for cause, k in counts.items())
+            if failed
+            else "nothing to attribute"
+        )
+        + ".",
+        "",
+    ]
+    return lines
+
+
 def learning_curve(results: list[ComparisonResult], variant: str, path: Path) -> Path | None:
     """Score, completion and collision vs expert labels of the CNN checkpoints of one variant,
     one line per series, the modular agents' levels as reference lines (None when no series has
@@ -386,6 +469,7 @@ def write_report(
             "",
             *paired[variant],
             "",
+            *stage_attribution(results, variant),
         ]
     curve_text = crossover_lines(results, variants[0])
     if curve_text:
