@@ -26,13 +26,16 @@ def build_parser() -> ArgumentParser:
     add_recipe_arguments(
         parser, "drive every agent again, even where a matching evaluation is stored"
     )
+    parser.add_argument(
+        "--scenarios", nargs="+", metavar="NAME", help="override the recipe's scenarios"
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``driving suite``: returns the exit status."""
     args = build_parser().parse_args(argv)
-    config = load_suite_config(args.config)
+    config = load_suite_config(args.config, scenarios=args.scenarios)
     apply_flags(config, args, ("episodes", "workers", "out", "fresh"))
     run_suite(config, command_line("suite", argv))
     return 0

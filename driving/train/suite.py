@@ -134,10 +134,13 @@ class SuiteConfig:
         ]
 
 
-def load_suite_config(path: Path) -> SuiteConfig:
-    """Parse a suite recipe (a :class:`UserError` names the file and the bad key)."""
+def load_suite_config(path: Path, scenarios: list[str] | None = None) -> SuiteConfig:
+    """Parse a suite recipe (a :class:`UserError` names the file and the bad key);
+    ``scenarios`` replaces the recipe's (``--scenarios``)."""
     raw = load_mapping(path, SuiteConfig)
     where = f"config {path}"
+    if scenarios is not None:
+        raw["scenarios"] = scenarios
     scenarios = raw.get("scenarios")
     if not isinstance(scenarios, list) or not scenarios:
         raise UserError(f"{where}: scenarios must be a non-empty list of {sorted(SCENARIOS)}")
