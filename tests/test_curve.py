@@ -238,3 +238,26 @@ def test_a_dataset_copy_cut_short_is_never_taken_for_a_dataset(tmp_path):
     copy_tree(source, target)
     assert sorted(p.name for p in target.iterdir()) == ["manifest.json", "shards"]
     assert not stale.exists()
+
+
+def test_curve_racetrack_runs_on_the_steer_only_circuit(driving_cli, tmp_path):
+    recipe = shipped_config("curve_racetrack")  # experiments/curve_racetrack.yaml, budget cut
+    recipe |= {
+        "overrides": {"duration": 3},
+        "budgets": [20],
+        "steps": 2,
+        "seeds": [0],
+        "series": ["BC", "DART"],
+        "episodes": 2,
+        "workers": 1,
+        "out": str(tmp_path / "curve"),
+        "store": str(tmp_path / "store"),
+    }
+    path = tmp_path / "curve.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    result = driving_cli(["curve", "--config", str(path)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "curve" / "results.json").read_text())
+    assert {r["summary"]["scenario"]["name"] for r in results} == {"racetrack"}
+    driven = {(r["series"], r["summary"]["agent"].split(":")[0]) for r in results}
+    assert {("BC", "cnn"), ("DART", "cnn"), (None, "modular-vision")} <= driven

@@ -23,7 +23,8 @@ def test_winner_rule_reads_the_paired_interval():
 def test_suite_trains_a_cnn_per_scenario_and_reports_winners_per_nuisance(driving_cli, tmp_path):
     recipe = shipped_config("compare_suite")  # experiments/compare_suite.yaml, budget cut
     store = tmp_path / "store"
-    cnn = recipe["cnns"][0] | {"labels": 20, "steps": 3, "model": {"network": {"width": 0.25}}}
+    narrow = {"model": {"network": {"width": 0.25}}}
+    cnn = recipe["cnns"][0] | {"labels": 20, "steps": 3, "train_overrides": narrow}
     recipe |= {
         "scenarios": ["highway"],
         "overrides": TINY,

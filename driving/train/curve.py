@@ -5,6 +5,7 @@ Reads a YAML recipe (see ``experiments/curve_highway.yaml``)::
     scenario: highway
     overrides: {}                 # scenario overrides for collection, training and evaluation
     train_config: experiments/bc_cpu_small.yaml   # the LightningCLI config every point shares
+    train_overrides: {}           # merged over it, e.g. {model: {network: {width: 1.0}}}
     expert: modular-oracle        # drives and labels the demonstrations
     dagger_expert: modular-oracle:nearest-lane   # labels DAgger's frames (see driving.train.dagger)
     budgets: [1000, 3000, 10000]  # expert labels of each point, increasing (log-spaced)
@@ -67,7 +68,13 @@ from driving.files import atomic_append_text, atomic_write_text, copy_tree
 from driving.mixers import DartNoise
 from driving.seeds import DAGGER_FIRST_SEED, round_seeds
 from driving.train.dagger import append_round, drive_round, round_beta
-from driving.train.store import Store, demonstrations, load_train_config, trained_point
+from driving.train.store import (
+    Store,
+    demonstrations,
+    load_train_config,
+    merged,
+    trained_point,
+)
 from envs.errors import UserError
 from envs.nuisances import refuse_in_training
 from envs.scenarios import Scenario, get_scenario
@@ -86,6 +93,7 @@ class CurveConfig:
     scenario: str = "highway"
     overrides: dict[str, Any] = field(default_factory=dict)
     train_config: str = "experiments/bc_cpu_small.yaml"
+    train_overrides: dict[str, Any] = field(default_factory=dict)
     expert: str = "modular-oracle"
     dagger_expert: str = "modular-oracle:nearest-lane"
     budgets: list[int] = field(default_factory=lambda: [1000, 3000, 10000])
@@ -141,6 +149,8 @@ def load_curve_config(path: Path) -> CurveConfig:
             f"config {path}: series must be a non-empty list of distinct names among "
             f"{list(SERIES)}, got {config.series!r}"
         )
+    if not isinstance(config.train_overrides, dict):
+        raise UserError(f"config {path}: train_overrides must be a mapping")
     for name in ("out", "store"):
         if not isinstance(getattr(config, name), str) or not getattr(config, name):
             raise UserError(f"config {path}: {name} must be a folder path")
@@ -263,7 +273,7 @@ def run_curve(config: CurveConfig, command: str) -> Path:
     started = time.perf_counter()
     out, store = Path(config.out), Store(Path(config.store))
     scenario = get_scenario(config.scenario).with_overrides(config.overrides)
-    base = load_train_config(config.train_config)
+    base = merged(load_train_config(config.train_config), config.train_overrides)
     clean = demonstrations(store, scenario, config.expert, None, config.budgets[-1], config.workers)
     entries: list[AgentEntry] = []
 

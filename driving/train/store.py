@@ -17,11 +17,14 @@ The one training rule (issue 21): a point is trained FROM SCRATCH for ``steps`` 
 (the train config's batch size, optimiser and schedule, the schedule counted in steps) on
 exactly its budget of expert-labelled frames (``max_frames``: the first frames in the canonical
 (seed, step) order), with no validation split and no model selection (the last checkpoint
-counts).
+counts). On a steer-only scenario (racetrack) the config's acceleration settings have nothing
+to act on and are dropped: no braking oversampling (``brake_weight`` 1) and one loss component
+(``action_weights`` none), so one shipped config trains on every scenario.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -115,6 +118,29 @@ def _train_config(
     return config
 
 
+def _fitted_to_action(config: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """``config`` without the acceleration settings when the action ``names`` have no
+    ``accel`` (see the module docstring)."""
+    if "accel" in names:
+        return config
+    config = copy.deepcopy(config)
+    config.setdefault("data", {})["brake_weight"] = 1.0
+    config.setdefault("model", {})["action_weights"] = None
+    return config
+
+
+def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra`` merged in, mapping by mapping (a recipe's ``train_overrides``
+    over its train config)."""
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
 def trained_point(
     store: Store,
     base: dict[str, Any],
@@ -126,6 +152,7 @@ def trained_point(
 ) -> Path:
     """The last checkpoint of the point trained on the first ``labels`` frames of ``data``
     (whose content ``data_key`` decides): reused when done, else trained from scratch."""
+    base = _fitted_to_action(base, read_manifest(data)["action"]["names"])
     recipe = _train_config(base, Path("RUN"), Path("DATA"), steps, labels, seed)
     run = store.folder("points", {"data": data_key, "train": recipe})
     ckpt = run / "checkpoints" / "last.ckpt"

@@ -15,7 +15,8 @@ Reads a YAML recipe (see ``experiments/compare_suite.yaml``)::
         steps: 10000               # gradient steps, from scratch (the store's one rule)
         seed: 0
         dart_noise_steer: 0.02     # DART noise on the demonstrations' executed steering
-        model: {}                  # model overrides, e.g. {network: {speed_input: false}}
+        train_overrides: {}        # merged over train_config, e.g.
+                                   # {model: {network: {speed_input: false}}}
     checkpoints: {}                # or a given checkpoint per scenario and CNN name, instead
                                    # of training: {highway: {cnn: runs/bc/best.ckpt}}
     nuisances: {kinds: [noise, blur, brightness, dropped-frame, blotches], severities: [1, 3]}
@@ -38,7 +39,6 @@ agent by agent.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 import time
@@ -62,7 +62,13 @@ from driving.files import atomic_write_text, check_output_location
 from driving.mixers import DartNoise
 from driving.report import REFERENCE_AGENT, comparison_markdown, paired_difference
 from driving.stats import Stat, format_ci
-from driving.train.store import Store, demonstrations, load_train_config, trained_point
+from driving.train.store import (
+    Store,
+    demonstrations,
+    load_train_config,
+    merged,
+    trained_point,
+)
 from driving.versions import package_versions
 from envs.errors import UserError
 from envs.nuisances import KINDS, SEVERITIES, refuse_in_training
@@ -83,7 +89,7 @@ class CnnRecipe:
     steps: int = 10_000
     seed: int = 0
     dart_noise_steer: float = 0.02
-    model: dict[str, Any] = field(default_factory=dict)
+    train_overrides: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, item: Any, where: str) -> CnnRecipe:
@@ -101,8 +107,8 @@ class CnnRecipe:
         std = recipe.dart_noise_steer
         if not isinstance(std, int | float) or isinstance(std, bool) or not 0 <= std < 1:
             raise UserError(f"{where}: dart_noise_steer must be a number in [0, 1), got {std!r}")
-        if not isinstance(recipe.model, dict) or not isinstance(recipe.name, str):
-            raise UserError(f"{where}: model must be a mapping and name a string")
+        if not isinstance(recipe.train_overrides, dict) or not isinstance(recipe.name, str):
+            raise UserError(f"{where}: train_overrides must be a mapping and name a string")
         return recipe
 
 
@@ -197,17 +203,6 @@ def load_suite_config(path: Path, scenarios: list[str] | None = None) -> SuiteCo
     return config
 
 
-def _merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``extra`` merged in, mapping by mapping."""
-    out = copy.deepcopy(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merged(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def scenario_cnn(config: SuiteConfig, store: Store, scenario_name: str, recipe: CnnRecipe) -> Path:
     """The checkpoint of ``recipe``'s CNN on ``scenario_name``: given in ``checkpoints``, or
     trained through the store (reused when done)."""
@@ -216,9 +211,7 @@ def scenario_cnn(config: SuiteConfig, store: Store, scenario_name: str, recipe: 
         return Path(given)
     scenario = get_scenario(scenario_name).with_overrides(config.overrides)
     base = load_train_config(recipe.train_config)
-    model = recipe.model
-    if model:
-        base = _merged(base, {"model": model})
+    base = merged(base, recipe.train_overrides)
     noise = DartNoise.from_settings(scenario.action, recipe.dart_noise_steer, 0.0)
     data, key = demonstrations(store, scenario, recipe.expert, noise, recipe.labels, config.workers)
     return trained_point(store, base, data, key, recipe.labels, recipe.steps, recipe.seed)
