@@ -143,6 +143,8 @@ class GeoLane:
 
     Attributes:
         index: highway-env lane index ``(from, to, id)``.
+        number: its position in the network's iteration order (a row of
+            :meth:`LaneGeometry.local_all`).
         lane: the highway-env lane object.
         kind: :data:`STRAIGHT`, :data:`SINE` or :data:`CIRCULAR`.
         params: its :class:`LaneParameters` (shape ``(1,)``).
@@ -152,6 +154,7 @@ class GeoLane:
     """
 
     index: LaneIndex
+    number: int
     lane: AbstractLane
     kind: int
     params: LaneParameters
@@ -182,6 +185,7 @@ class LaneGeometry:
         self.lanes = [
             GeoLane(
                 index=index,
+                number=number,
                 lane=lane,
                 kind=kind,
                 params=LaneParameters.of(kind, [lane], column=False),
@@ -190,7 +194,7 @@ class LaneGeometry:
                 on_lane_half_width=lane.width / 2 + 1,
                 vehicle_length=float(lane.VEHICLE_LENGTH),
             )
-            for index, lane, kind in zip(indexes, lanes, kinds, strict=True)
+            for number, (index, lane, kind) in enumerate(zip(indexes, lanes, kinds, strict=True))
         ]
         self.by_index = {lane.index: lane for lane in self.lanes}
         self.length = np.array([lane.length for lane in self.lanes])
@@ -228,6 +232,22 @@ class LaneGeometry:
                     indexes.append((_from, _to, _id))
                     lanes.append(lane)
         return cls(indexes, lanes) if lanes else None
+
+    def local_all(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``lane.local_coordinates((x[j], y[j]))`` of every lane ``i`` (network order) and
+        point ``j``: ``(longitudinal, lateral)``, each ``(L, n)`` [m], one vectorised pass per
+        lane kind.
+
+        Args:
+            x, y: ``(n,)`` positions [m].
+        """
+        longitudinal = np.empty((len(self.lanes), len(x)))
+        lateral = np.empty((len(self.lanes), len(x)))
+        for kind, rows, params, _, _ in self._groups:
+            longitudinal[rows], lateral[rows] = local_coordinates(
+                kind, params, x[None, :], y[None, :]
+            )
+        return longitudinal, lateral
 
     def closest(self, x: np.ndarray, y: np.ndarray, heading: np.ndarray) -> list[GeoLane]:
         """The closest lane to each of ``n`` poses, as ``get_closest_lane_index`` picks it
