@@ -197,6 +197,8 @@ class LaneGeometry:
             for number, (index, lane, kind) in enumerate(zip(indexes, lanes, kinds, strict=True))
         ]
         self.by_index = {lane.index: lane for lane in self.lanes}
+        self.by_lane = {id(lane.lane): lane for lane in self.lanes}
+        """lane object ``id`` -> :class:`GeoLane`."""
         self.length = np.array([lane.length for lane in self.lanes])
         """``(L,)`` lane lengths [m]."""
         self._kind = np.array(kinds)
@@ -219,6 +221,18 @@ class LaneGeometry:
                         LaneParameters.of(kind, members, column=False),
                     )
                 )
+
+    def __getstate__(self) -> dict:
+        """Copies and pickles leave ``by_lane`` behind: its keys are the identities of this
+        geometry's lane objects, which a copy's lanes do not share (``__setstate__`` rebuilds
+        it)."""
+        state = dict(vars(self))
+        del state["by_lane"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.by_lane = {id(lane.lane): lane for lane in self.lanes}
 
     @classmethod
     def of(cls, network: RoadNetwork) -> LaneGeometry | None:
@@ -266,6 +280,17 @@ class LaneGeometry:
             )
         lanes = self.lanes
         return [lanes[k] for k in np.argmin(distance, axis=0).tolist()]
+
+    def heading_at(self, lanes: np.ndarray, longitudinal: np.ndarray) -> np.ndarray:
+        """``(n,)`` lane headings [rad] at ``(n,)`` longitudinal coordinates [m], point ``i`` on
+        lane number ``lanes[i]`` (network order)."""
+        out = np.empty(len(lanes))
+        kinds = self._kind[lanes]
+        for kind, _, _, _, flat in self._groups:
+            sel = np.flatnonzero(kinds == kind)
+            if len(sel):
+                out[sel] = heading_at(kind, flat.take(self._slot[lanes[sel]]), longitudinal[sel])
+        return out
 
     def position(
         self, lanes: np.ndarray, longitudinal: np.ndarray, lateral: np.ndarray
