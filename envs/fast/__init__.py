@@ -3,10 +3,12 @@
 :func:`fast_env_class` derives from a highway-env env class a subclass whose road is a
 :class:`~envs.fast.road.FastRoad` (vectorised neighbour search, IDM/MOBIL traffic, kinematics and
 collision broad phase) and whose observation draws the lane markings with vectorised geometry
-(:mod:`envs.fast.drawing`, same pixels); on roads other than highway-v0's straight ones the
-vehicles decide with their own methods (see :mod:`envs.fast.road`). Vehicles, random draws,
-rewards, observations and ``info`` are highway-env's own; only the loops over vehicles and lane
-stripes change. Sameness with the stock simulation is tested in ``tests/test_fast_sim.py``.
+(:mod:`envs.fast.drawing`, same pixels: cached vehicle sprites, a per-colour grayscale table); on
+roads other than highway-v0's straight ones the vehicles take their lane decisions with their own
+methods and drive in one vectorised pass (see :mod:`envs.fast.road`). Vehicles, random draws,
+rewards, observations and ``info`` are highway-env's own; only the loops over vehicles, lane
+stripes and pixels change. Sameness with the stock simulation is tested in
+``tests/test_fast_sim.py``.
 
 :func:`is_supported` names the highway-env ids whose roads the fast path covers; others run
 stock (``envs.driving_env.highway_env_class`` checks it).

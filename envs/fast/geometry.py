@@ -143,6 +143,8 @@ class GeoLane:
 
     Attributes:
         index: highway-env lane index ``(from, to, id)``.
+        number: its position in the network's iteration order (a row of
+            :meth:`LaneGeometry.local_all`).
         lane: the highway-env lane object.
         kind: :data:`STRAIGHT`, :data:`SINE` or :data:`CIRCULAR`.
         params: its :class:`LaneParameters` (shape ``(1,)``).
@@ -152,6 +154,7 @@ class GeoLane:
     """
 
     index: LaneIndex
+    number: int
     lane: AbstractLane
     kind: int
     params: LaneParameters
@@ -182,6 +185,7 @@ class LaneGeometry:
         self.lanes = [
             GeoLane(
                 index=index,
+                number=number,
                 lane=lane,
                 kind=kind,
                 params=LaneParameters.of(kind, [lane], column=False),
@@ -190,9 +194,11 @@ class LaneGeometry:
                 on_lane_half_width=lane.width / 2 + 1,
                 vehicle_length=float(lane.VEHICLE_LENGTH),
             )
-            for index, lane, kind in zip(indexes, lanes, kinds, strict=True)
+            for number, (index, lane, kind) in enumerate(zip(indexes, lanes, kinds, strict=True))
         ]
         self.by_index = {lane.index: lane for lane in self.lanes}
+        self.by_lane = {id(lane.lane): lane for lane in self.lanes}
+        """lane object ``id`` -> :class:`GeoLane`."""
         self.length = np.array([lane.length for lane in self.lanes])
         """``(L,)`` lane lengths [m]."""
         self._kind = np.array(kinds)
@@ -216,6 +222,18 @@ class LaneGeometry:
                     )
                 )
 
+    def __getstate__(self) -> dict:
+        """Copies and pickles leave ``by_lane`` behind: its keys are the identities of this
+        geometry's lane objects, which a copy's lanes do not share (``__setstate__`` rebuilds
+        it)."""
+        state = dict(vars(self))
+        del state["by_lane"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.by_lane = {id(lane.lane): lane for lane in self.lanes}
+
     @classmethod
     def of(cls, network: RoadNetwork) -> LaneGeometry | None:
         """The geometry of ``network``, or ``None`` when a lane's class is not covered."""
@@ -228,6 +246,22 @@ class LaneGeometry:
                     indexes.append((_from, _to, _id))
                     lanes.append(lane)
         return cls(indexes, lanes) if lanes else None
+
+    def local_all(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``lane.local_coordinates((x[j], y[j]))`` of every lane ``i`` (network order) and
+        point ``j``: ``(longitudinal, lateral)``, each ``(L, n)`` [m], one vectorised pass per
+        lane kind.
+
+        Args:
+            x, y: ``(n,)`` positions [m].
+        """
+        longitudinal = np.empty((len(self.lanes), len(x)))
+        lateral = np.empty((len(self.lanes), len(x)))
+        for kind, rows, params, _, _ in self._groups:
+            longitudinal[rows], lateral[rows] = local_coordinates(
+                kind, params, x[None, :], y[None, :]
+            )
+        return longitudinal, lateral
 
     def closest(self, x: np.ndarray, y: np.ndarray, heading: np.ndarray) -> list[GeoLane]:
         """The closest lane to each of ``n`` poses, as ``get_closest_lane_index`` picks it
@@ -246,6 +280,17 @@ class LaneGeometry:
             )
         lanes = self.lanes
         return [lanes[k] for k in np.argmin(distance, axis=0).tolist()]
+
+    def heading_at(self, lanes: np.ndarray, longitudinal: np.ndarray) -> np.ndarray:
+        """``(n,)`` lane headings [rad] at ``(n,)`` longitudinal coordinates [m], point ``i`` on
+        lane number ``lanes[i]`` (network order)."""
+        out = np.empty(len(lanes))
+        kinds = self._kind[lanes]
+        for kind, _, _, _, flat in self._groups:
+            sel = np.flatnonzero(kinds == kind)
+            if len(sel):
+                out[sel] = heading_at(kind, flat.take(self._slot[lanes[sel]]), longitudinal[sel])
+        return out
 
     def position(
         self, lanes: np.ndarray, longitudinal: np.ndarray, lateral: np.ndarray

@@ -5,9 +5,10 @@ same order and with the same numpy ufuncs, so each element comes out bit-identic
 scalar result (numpy's SIMD ufuncs give the same value per element whatever the array length;
 ``np.vecdot`` matches ``np.dot`` of two 2-vectors, which BLAS computes with a fused multiply-add).
 All inputs are ``(n,)`` float64 arrays; the lanes are straight lanes along +x (see
-:mod:`envs.fast.lanes`). The parameters that the stock methods read from ``self`` (class
-constants, or instance attributes where a vehicle has its own) are read from each vehicle
-(:class:`DriverParameters`).
+:mod:`envs.fast.lanes`) or, where a function says so, any lane of a
+:class:`~envs.fast.geometry.LaneGeometry`. The parameters that the stock methods read from
+``self`` (class constants, or instance attributes where a vehicle has its own) are read from
+each vehicle (:class:`DriverParameters`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import functools
 import math
 import operator
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from highway_env.vehicle.behavior import IDMVehicle
@@ -119,11 +122,12 @@ def steering(
     speed: np.ndarray,
     drivers: DriverParameters,
 ) -> np.ndarray:
-    """``ControlledVehicle.steering_control`` then IDMVehicle's clip, on a straight lane [rad].
+    """``ControlledVehicle.steering_control`` then IDMVehicle's clip [rad].
 
     Args:
         lateral: lateral coordinate [m] in the target lane.
-        lane_heading: the target lane's heading [rad].
+        lane_heading: the target lane's heading [rad] ``TAU_PURSUIT`` seconds ahead
+            (``heading_at(s + speed * TAU_PURSUIT)``; on a straight lane its constant heading).
         heading: vehicle heading [rad].
         speed: vehicle speed [m/s].
         drivers: the vehicles' parameters.
@@ -183,14 +187,24 @@ class AccelerationBatch:
     them in one vectorised pass, each bit-identical to the stock call.
 
     Args:
-        lane_of: maps a lane object (by ``id``) to its :class:`~envs.fast.lanes.AxisLane`.
+        lane_of: maps a lane object (by ``id``) to its :class:`~envs.fast.lanes.AxisLane` (or,
+            with ``longitudinal``, its :class:`~envs.fast.geometry.GeoLane`).
         deciders: the parameters of the vehicles whose ``acceleration`` is queried (each query
             names its decider's row).
+        longitudinal: ``(object, lane) -> lane.lane.local_coordinates(object.position)[0]``
+            [m], for lanes other than straight lanes along +x (``lane_distance_to`` is the
+            difference of two of these); ``None``: ``x - x0`` on an :class:`AxisLane`.
     """
 
-    def __init__(self, lane_of: dict, deciders: DriverParameters) -> None:
+    def __init__(
+        self,
+        lane_of: dict,
+        deciders: DriverParameters,
+        longitudinal: Callable[[RoadObject, Any], float] | None = None,
+    ) -> None:
         self.lane_of = lane_of
         self.deciders = deciders
+        self.longitudinal = longitudinal
         self._rows: list[tuple] = []
         self._values: list[float] = []
 
@@ -236,12 +250,19 @@ class AccelerationBatch:
         led = [i for i, r in enumerate(rows) if r[3]]
         if led:
             fronts = [rows[i][3] for i in led]
-            x0 = np.array([rows[i][4].x0 for i in led])
-            ego_x = np.array([rows[i][2].position[0] for i in led], dtype=float)
-            front_x = np.array([f.position[0] for f in fronts], dtype=float)
+            if self.longitudinal is None:
+                x0 = np.array([rows[i][4].x0 for i in led])
+                ego_x = np.array([rows[i][2].position[0] for i in led], dtype=float)
+                front_x = np.array([f.position[0] for f in fronts], dtype=float)
+                gap = (front_x - x0) - (ego_x - x0)
+            else:
+                at = self.longitudinal
+                gap = np.array([at(rows[i][3], rows[i][4]) for i in led], dtype=float) - np.array(
+                    [at(rows[i][2], rows[i][4]) for i in led], dtype=float
+                )
             led_a = np.array(led)
             accel[led_a] -= interaction_acceleration(
-                (front_x - x0) - (ego_x - x0),
+                gap,
                 speed[led_a],
                 heading[led_a],
                 np.array([f.speed for f in fronts], dtype=float),

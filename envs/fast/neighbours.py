@@ -21,7 +21,7 @@ import numpy as np
 from highway_env.road.road import LaneIndex
 from highway_env.vehicle.objects import Landmark, RoadObject
 
-from envs.fast.geometry import GeoLane
+from envs.fast.geometry import GeoLane, LaneGeometry
 from envs.fast.lanes import AxisLane
 
 
@@ -36,19 +36,70 @@ class NeighbourIndex:
 
     Args:
         candidates: ``road.vehicles + road.objects`` at snapshot time.
+        geometry: the road's :class:`~envs.fast.geometry.LaneGeometry`, to compute the lane
+            coordinates of every candidate on every lane in one pass on first use (roads of
+            :class:`GeoLane` lanes, whose per-lane arithmetic is costly); ``None``: lane by lane.
     """
 
-    def __init__(self, candidates: list[RoadObject]) -> None:
+    def __init__(self, candidates: list[RoadObject], geometry: LaneGeometry | None = None) -> None:
         self.candidates = [c for c in candidates if not _is_landmark(type(c))]
         xy = np.array([c.position for c in self.candidates], dtype=float).reshape(-1, 2)
         self._x, self._y = xy[:, 0], xy[:, 1]
+        self._geometry = geometry
+        self._all: tuple[np.ndarray, np.ndarray] | None = None
+        """``geometry.local_all`` of the candidates, once computed."""
+        self._column: dict[int, int] = {}
+        """``id`` of a candidate -> its column in ``_all``."""
         self._sorted: dict[LaneIndex, tuple[list[float], list[RoadObject]]] = {}
+
+    def _local_all(self) -> tuple[np.ndarray, np.ndarray]:
+        """``geometry.local_all`` of the candidates, computed on first use."""
+        if self._all is None:
+            self._all = self._geometry.local_all(self._x, self._y)
+            self._column = {id(c): k for k, c in enumerate(self.candidates)}
+        return self._all
+
+    def _local(self, lane: AxisLane | GeoLane) -> tuple[np.ndarray, np.ndarray]:
+        """``(s, r)`` [m] of every candidate on ``lane``, ``(n,)`` each."""
+        if self._geometry is None:
+            return lane.local(self._x, self._y)
+        s, r = self._local_all()
+        return s[lane.number], r[lane.number]
+
+    def _column_of(self, thing: RoadObject) -> int | None:
+        """``thing``'s column in ``_all`` (``None`` when not a candidate or not computed)."""
+        k = self._column.get(id(thing))
+        return k if k is not None and self.candidates[k] is thing else None
+
+    def longitudinal(self, thing: RoadObject, lane: AxisLane | GeoLane) -> float:
+        """``lane.lane.local_coordinates(thing.position)[0]`` [m]: the snapshot's value for a
+        candidate (the same position, the same arithmetic, so the same bits), else the lane's
+        own computation."""
+        k = self._column_of(thing) if self._geometry is not None else None
+        if k is None:
+            return lane.longitudinal(thing.position)
+        return float(self._local_all()[0][lane.number, k])
+
+    def local_many(
+        self, things: list[RoadObject], lanes: list[GeoLane]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``lanes[i].lane.local_coordinates(things[i].position)`` for each ``i``: ``(s, r)``
+        [m], ``(n,)`` each (roads with a geometry; a non-candidate takes the stock call)."""
+        s_all, r_all = self._local_all()
+        s, r = np.empty(len(things)), np.empty(len(things))
+        for i, (thing, lane) in enumerate(zip(things, lanes, strict=True)):
+            k = self._column_of(thing)
+            if k is None:
+                s[i], r[i] = lane.lane.local_coordinates(thing.position)
+            else:
+                s[i], r[i] = s_all[lane.number, k], r_all[lane.number, k]
+        return s, r
 
     def _lane_list(self, lane: AxisLane | GeoLane) -> tuple[list[float], list[RoadObject]]:
         """``(s values ascending, candidates in that order)`` of the candidates on ``lane``."""
         entry = self._sorted.get(lane.index)
         if entry is None:
-            s, r = lane.local(self._x, self._y)
+            s, r = self._local(lane)
             on = (
                 (np.abs(r) <= lane.on_lane_half_width)
                 & (-lane.vehicle_length <= s)
@@ -65,7 +116,7 @@ class NeighbourIndex:
     ) -> tuple[RoadObject | None, RoadObject | None]:
         """``(front, rear)`` of ``vehicle`` on ``lane`` (either may be ``None``)."""
         s_list, objs = self._lane_list(lane)
-        s = lane.longitudinal(vehicle.position)
+        s = self.longitudinal(vehicle, lane)
         n = len(s_list)
         k = bisect_left(s_list, s)
         front = rear = None

@@ -5,8 +5,11 @@ truth and only replaces how the road loops over them, when no trajectory history
 When every lane is a straight lane along +x (:class:`~envs.fast.lanes.AxisLaneTable`, highway-v0)
 it replaces all of the following; when the lanes are straight, sine or circular lanes in any
 direction (:class:`~envs.fast.geometry.LaneGeometry`: merge, racetrack, roundabout, exit roads)
-it replaces the neighbour search and ``step``, and every vehicle decides through its own ``act``
-(those roads carry a handful of cars, routes and lane ends, where a batch would not pay):
+it replaces the neighbour search (the lane coordinates of every car on every lane in one pass
+per snapshot), ``step``, and the driving half of ``act``: every driver decides vehicle by vehicle
+with the stock ``follow_road`` and ``change_lane_policy`` (those roads carry a handful of cars,
+routes and lane ends, where a MOBIL batch would not pay), then the steering and IDM acceleration
+of all drivers are computed in one vectorised pass (:meth:`FastRoad._drive_on_geometry`):
 
 - ``neighbour_vehicles``: binary search in per-lane sorted snapshots
   (:class:`~envs.fast.neighbours.NeighbourIndex`), rebuilt when a vehicle moved or the vehicle
@@ -214,13 +217,19 @@ class FastRoad(Road):
     def _neighbour_index(self) -> NeighbourIndex:
         key = (self._vehicles.version, self._objects.version, self._epoch)
         if self._index_key != key:
-            self._index = NeighbourIndex([*self._vehicles, *self._objects])
+            geometry = self.geometry if self.table is None else None
+            self._index = NeighbourIndex([*self._vehicles, *self._objects], geometry)
             self._index_key = key
         return self._index
 
     # -- decisions -----------------------------------------------------------------------------
     def act(self) -> None:
         self._epoch += 1
+        if self.table is None and self.moves_vectorised:
+            drivers = self._decide_on_geometry()
+            if drivers:
+                self._drive_on_geometry(drivers)
+            return
         if not self.vectorised:
             super().act()
             return
@@ -390,6 +399,71 @@ class FastRoad(Road):
         )
         for v, s, a in zip(drivers, steer.tolist(), accel.tolist(), strict=True):
             v.action = {"steering": s, "acceleration": a}
+
+    def _decide_on_geometry(self) -> list[IDMVehicle]:
+        """``IDMVehicle.act``'s decisions (``follow_road``, which may draw from the random
+        generator, and ``change_lane_policy``) vehicle by vehicle in road order with the stock
+        methods, other vehicles acting through their own ``act``; returns the drivers left to
+        drive (those on lanes of the geometry)."""
+        by_index = self.geometry.by_index
+        drivers = []
+        for v in self._vehicles:
+            role = act_role(type(v))
+            if role == DRIVE:
+                if v.crashed:
+                    continue
+                if v.lane_index not in by_index:
+                    v.act()
+                    continue
+                v.follow_road()
+                if v.enable_lane_change:
+                    v.change_lane_policy()
+                if v.target_lane_index not in by_index:
+                    raise RuntimeError(f"lane {v.target_lane_index} left the lane geometry")
+                drivers.append(v)
+            elif role == OWN:
+                v.act()
+        return drivers
+
+    def _drive_on_geometry(self, drivers: list[IDMVehicle]) -> None:
+        """:meth:`_drive` on lanes of any covered geometry: the lane coordinates come from the
+        neighbour snapshot (the positions have not changed since), the pursuit heading from
+        ``heading_at`` ``TAU_PURSUIT`` seconds ahead on the target lane."""
+        geometry, index = self.geometry, self._neighbour_index()
+        params = idm.DriverParameters(drivers)
+        batch = idm.AccelerationBatch(geometry.by_lane, params, index.longitudinal)
+        current, target = [], []
+        for k, v in enumerate(drivers):
+            front, _ = self.neighbour_vehicles(v, v.lane_index)
+            current.append(batch.add(k, v, v, front))
+            if v.lane_index != v.target_lane_index:
+                front, _ = self.neighbour_vehicles(v, v.target_lane_index)
+                target.append(batch.add(k, v, v, front))
+            else:
+                target.append(None)
+        values = batch.evaluate()
+        accel = []
+        for cur, tgt in zip(current, target, strict=True):
+            a = values[cur]
+            if tgt is not None:
+                a = min(a, values[tgt])
+            accel.append(a)
+        accel = np.clip(np.array(accel, dtype=float), -params.acc_max, params.acc_max)
+
+        targets = [geometry.by_index[v.target_lane_index] for v in drivers]
+        numbers = np.array([t.number for t in targets])
+        s, r = index.local_many(drivers, targets)
+        speed = np.array([v.speed for v in drivers], dtype=float)
+        tau = np.array([v.TAU_PURSUIT for v in drivers], dtype=float)
+        steer = idm.steering(
+            r,
+            geometry.heading_at(numbers, s + speed * tau),
+            np.array([v.heading for v in drivers], dtype=float),
+            speed,
+            params,
+        )
+        for v, st, a in zip(drivers, steer.tolist(), accel.tolist(), strict=True):
+            v.action = {"steering": st, "acceleration": a}
 
     # -- dynamics ------------------------------------------------------------------------------
     def step(self, dt: float) -> None:
