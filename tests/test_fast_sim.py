@@ -170,11 +170,14 @@ def _raw(env_id: str, config: dict, duration: float) -> Scenario:
 CURVED_CASES = {
     "merge": ("merge", {"duration": 8}),
     "racetrack": ("racetrack", {"duration": 6}),
-    "roundabout": (_raw("roundabout-v0", {}, 8), {}),
-    "exit": (_raw("exit-v0", {"vehicles_count": 15}, 6), {}),
+    "roundabout": ("roundabout", {"duration": 8}),
+    "exit": ("exit", {"duration": 6}),
+    "roundabout-v0": (_raw("roundabout-v0", {}, 8), {}),
+    "exit-v0": (_raw("exit-v0", {"vehicles_count": 15}, 6), {}),
 }
-"""The other highway-env ids the fast path covers (roundabout-v0 and exit-v0 on highway-env's
-own configs), each with short episodes: ``(scenario, overrides)``."""
+"""The other highway-env ids the fast path covers (the registered scenarios, and roundabout-v0
+and exit-v0 on highway-env's own configs), each with short episodes: ``(scenario,
+overrides)``."""
 
 
 @pytest.mark.parametrize("policy", ["idm", "reckless"])

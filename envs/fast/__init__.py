@@ -22,7 +22,15 @@ from envs.fast.drawing import use_fast_lane_viewer
 from envs.fast.road import FastRoad
 
 SUPPORTED_ENV_IDS = frozenset(
-    {"highway-v0", "merge-v0", "racetrack-v0", "roundabout-v0", "exit-v0"}
+    {
+        "highway-v0",
+        "merge-v0",
+        "racetrack-v0",
+        "roundabout-v0",
+        "roundabout-generic-v1",
+        "exit-v0",
+        "exit-v1",
+    }
 )
 """highway-env ids on a plain ``Road`` whose lanes are all straight, sine or circular lanes
 (:mod:`envs.fast.geometry`). Not intersection-v0: its ``RegulatedRoad`` (right of way, yielding)
