@@ -234,6 +234,27 @@ def test_the_oracle_slows_for_a_curve_ahead():
     assert Planner(PlannerConfig(), dt=0.2).plan(percept, PlannerState()).accel > 0
 
 
+def test_the_exit_oracle_takes_a_gap_to_the_right_that_mobil_refuses():
+    # 9 m/s beside a 19 m gap between cars at 9 m/s on the right: too short for MOBIL's safety
+    # criterion, long enough for a mandatory change (3 m + 0.3 s of speed each side)
+    cars = [Detection(12.0, 4.0, vx=9.0), Detection(-12.0, 4.0, vx=9.0)]
+    percept = Percept(cars, straight_lanes(0, count=2), 0, 9.0)
+    exiting = Planner(PlannerConfig(exit_right=True), dt=0.2).plan(percept, PlannerState())
+    assert exiting.decision == "change right"
+    assert Planner(PlannerConfig(), dt=0.2).plan(percept, PlannerState()).decision == "keep lane"
+
+
+def test_the_exit_oracle_lines_up_with_a_gap_and_never_changes_left():
+    # a car alongside on the right blocks the change; behind a leader as slow as that lane,
+    # the gap behind it is the one reached soonest, so the car slows for it (and ignores the
+    # free lane on the left, which MOBIL would take)
+    cars = [Detection(1.0, 4.0, vx=9.0), Detection(40.0, 4.0, vx=9.0), Detection(25.0, 0.0, vx=9.0)]
+    percept = Percept(cars, straight_lanes(1, count=3), 1, 9.0)
+    plan = Planner(PlannerConfig(exit_right=True), dt=0.2).plan(percept, PlannerState())
+    assert plan.decision == "keep lane" and plan.accel < -1.0
+    assert Planner(PlannerConfig(), dt=0.2).plan(percept, PlannerState()).decision == "change left"
+
+
 def test_the_oracle_drives_the_roundabout_to_its_exit():
     scenario = get_scenario("roundabout").with_overrides({"vehicles_count": 2})
     (ep,) = rollout(make_oracle_agent(scenario), scenario, [1_000_000])

@@ -84,11 +84,18 @@ class PlannerConfig:
             after the other car has passed, it stops before the conflict point (gives way at a
             junction). 0 turns yielding off (the default: roads without junctions).
         exit_right: the route leaves the road on the right (a highway exit): MOBIL's choice is
-            replaced by changing right whenever that is safe; while it is not, the car speeds
-            up or slows down to line up with the nearest gap it fits in there
+            replaced by a mandatory change right whenever the gap there is acceptable
+            (:meth:`Planner._gap_acceptable`, never to the left); while it is not, the car
+            speeds up or slows down to line up with the acceptable gap there it reaches soonest
             (:meth:`Planner._gap_speed`).
         exit_speed_margin: the most [m/s] that speed differs from the lane's (``exit_right``).
         gap_gain: how fast the car closes on that gap [1/s] (``exit_right``).
+        mandatory_gap: the bumper gap [m] a mandatory change (``exit_right``) needs ahead and
+            behind at equal speeds, plus ``mandatory_headway`` [s] of the rear car's speed.
+            Drivers who must change lanes accept much shorter gaps than MOBIL's discretionary
+            safety criterion (Toledo et al. 2003, "Modeling integrated lane-changing behavior";
+            Kesting et al. 2007 relax MOBIL's criterion likewise for mandatory changes).
+        mandatory_headway: see ``mandatory_gap``.
     """
 
     cruise_speed: float = 30.0
@@ -122,6 +129,8 @@ class PlannerConfig:
     exit_right: bool = False
     exit_speed_margin: float = 4.0
     gap_gain: float = 0.5
+    mandatory_gap: float = 3.0
+    mandatory_headway: float = 0.3
 
 
 @dataclass
@@ -353,7 +362,10 @@ class Planner:
         blocked: _Lane | None = None  # the lane to the right that exit_right waits to enter
         if target != current or origin is not None:
             # a lane change is under way: keep checking that the target lane stays safe
-            safe, _ = self._safe(lanes[target], speed, desired, started=True)
+            if cfg.exit_right:
+                safe = self._gap_acceptable(lanes[target], speed, started=True)
+            else:
+                safe, _ = self._safe(lanes[target], speed, desired, started=True)
             crossed = abs(lanes[target].d_ego) < lanes[target].estimate.width / 2
             if target == current and abs(lanes[target].d_ego) < 0.5:
                 state.origin_offset, origin = None, None  # done
@@ -381,15 +393,17 @@ class Planner:
                 decision = "change right" if best > current else "change left"
                 state.origin_offset = lanes[current].centre_offset
                 origin, target = current, best
-        elif cfg.exit_right and current + 1 < len(lanes) and not lanes[current + 1].ends:
-            # the route leaves on the right: take the lane to the right as soon as it is safe
-            safe, _ = self._safe(lanes[current + 1], speed, desired)
-            if safe:
-                decision = "change right"
-                state.origin_offset = lanes[current].centre_offset
-                origin, target = current, current + 1
-            else:
-                blocked = lanes[current + 1]
+        elif cfg.exit_right:
+            # the route leaves on the right: take the lane to the right as soon as its gap is
+            # acceptable, and never change left
+            right = lanes[current + 1] if current + 1 < len(lanes) else None
+            if right is not None and not right.ends:
+                if self._gap_acceptable(right, speed):
+                    decision = "change right"
+                    state.origin_offset = lanes[current].centre_offset
+                    origin, target = current, current + 1
+                else:
+                    blocked = right
         elif cfg.lane_changes and state.cooldown <= 0.0:
             here, _, _ = self._accel_in(lanes[current], speed, desired)
             best, best_gain = current, 0.0
@@ -422,8 +436,10 @@ class Planner:
             if accel_t < accel:
                 accel, gap, lead_speed = accel_t, gap_t, lead_t
         if blocked is not None:
-            # line up with the nearest gap in the lane to the right that the car fits in
-            seek = min(self._gap_speed(blocked), desired)
+            # line up with the soonest reached gap in the lane to the right that the car fits
+            # in, at most as fast as the current lane's leader (if near)
+            top = lead_speed if gap < cfg.view_ahead / 2 else desired
+            seek = min(self._gap_speed(blocked, top), desired)
             accel_seek, _, _ = self._accel_in(lanes[current], speed, seek)
             accel = min(accel, accel_seek)
         path = self._path(lanes[target])
@@ -451,33 +467,72 @@ class Planner:
             incentives=incentives,
         )
 
-    def _gap_speed(self, lane: _Lane) -> float:
-        """The speed [m/s] that brings the ego car alongside the nearest gap of ``lane`` long
-        enough to change into (``exit_right``).
+    def _gap_acceptable(self, lane: _Lane, speed: float, started: bool = False) -> bool:
+        """Whether a mandatory change into ``lane`` at ``speed`` [m/s] is safe (``exit_right``).
+
+        The lead gap must hold :meth:`_mandatory_gap` at the ego's speed plus the distance the
+        ego car needs to slow to its new leader's speed at ``safe_braking``; the lag gap the
+        same at the new follower's speed, plus the distance it needs to slow to the ego's
+        (Toledo et al. 2003's critical gaps grow with the closing speed likewise). A change
+        under way is judged on the cars in the lane only, with half the gaps (hysteresis, as
+        in :meth:`_safe`)."""
+        cfg = self.config
+        level, scale = (0, 0.5) if started else (1, 1.0)
+        if lane.ends:
+            return False
+        front_gap, leader = lane.leader(level)
+        if leader is not None:
+            closing = max(speed - leader.vx, 0.0)
+            need = scale * self._mandatory_gap(speed) + closing**2 / (2 * cfg.safe_braking)
+            if front_gap < need:
+                return False
+        rear_gap, follower = lane.follower(level)
+        if follower is not None:
+            closing = max(follower.vx - speed, 0.0)
+            need = scale * self._mandatory_gap(follower.vx) + closing**2 / (2 * cfg.safe_braking)
+            if rear_gap < need:
+                return False
+        return True
+
+    def _mandatory_gap(self, speed: float) -> float:
+        """Bumper gap [m] a mandatory change needs at equal speeds behind a car at ``speed``."""
+        return self.config.mandatory_gap + self.config.mandatory_headway * max(speed, 0.0)
+
+    def _gap_speed(self, lane: _Lane, top_speed: float) -> float:
+        """The speed [m/s] that brings the ego car alongside the gap of ``lane`` long enough to
+        change into that it reaches soonest (``exit_right``), driving at most at ``top_speed``
+        [m/s] in its own lane.
 
         Gaps lie between consecutive cars in the lane (and before the first and after the
-        last); one fits when it holds the ego car and, ahead and behind it, IDM's desired gap
-        at the lane's speed (``min_gap`` plus ``time_headway`` of it), so that neither the ego
-        car nor its new follower must brake when it changes in. The speed is the lane's (that
-        of the car bounding the gap) plus ``gap_gain`` times the gap centre's distance ahead
-        [m], at most ``exit_speed_margin`` away from it either way."""
+        last); one fits when it holds the ego car and, ahead and behind it, the mandatory gap
+        at the lane's speed (:meth:`_mandatory_gap`) with a ``min_gap`` margin, so that the
+        change is accepted once the ego car lines up with it. A gap ``c`` m ahead moving at
+        ``v`` is reached in about ``c / (top_speed - v)`` s, one behind in ``|c| /
+        exit_speed_margin`` s. The speed is the lane's (that of the car bounding the gap) plus
+        ``gap_gain`` times the gap centre's distance ahead [m], at most ``exit_speed_margin``
+        away from it either way."""
         cfg = self.config
         cars = sorted(
-            (g + math.copysign((d.length + EGO_LENGTH_M) / 2, g), d.length, d.vx)
-            for g, d, k, _ in lane.occupants
-            if k <= 1
+            (d.x, d.length, d.vx) for _, d, k, _ in lane.occupants if k <= 1
         )  # (centre ahead of the ego [m], length [m], speed [m/s]), rear-most first
         if not cars:
             return math.inf
         lane_speed = float(np.median([v for _, _, v in cars]))
-        need = EGO_LENGTH_M + 2 * (cfg.min_gap + lane_speed * cfg.time_headway)
+        need = EGO_LENGTH_M + 2 * self._mandatory_gap(lane_speed) + cfg.min_gap
         gaps = [(cars[0][0] - cars[0][1] / 2 - need / 2, cars[0][2])]
         for (a, la, _), (b, lb, vb) in itertools.pairwise(cars):
             if (b - lb / 2) - (a + la / 2) >= need:
                 gaps.append(((a + la / 2 + b - lb / 2) / 2, vb))
         gaps.append((cars[-1][0] + cars[-1][1] / 2 + need / 2, cars[-1][2]))
-        centre, speed = min(gaps, key=lambda gap: abs(gap[0]))
         margin = cfg.exit_speed_margin
+
+        def time_to_reach(gap: tuple[float, float]) -> float:
+            centre, speed = gap
+            if centre <= 0.0:
+                return -centre / margin
+            return centre / max(top_speed - speed, 0.1)
+
+        centre, speed = min(gaps, key=time_to_reach)
         return max(speed + float(np.clip(cfg.gap_gain * centre, -margin, margin)), 0.0)
 
     def _curve_speed(self, lane: _Lane) -> float:
