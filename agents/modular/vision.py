@@ -117,6 +117,12 @@ LANE_MEMORY_STEPS = 10
 """For this many decisions at most, lanes the frame does not show are the last ones seen, moved
 by the ego's own motion (highway-env leaves out the markings of some curves near the ego car in
 some frames, about 5% of ``racetrack`` frames)."""
+OPENING_BEHIND_M: tuple[float, float] = (-12.0, -2.0)
+"""Stretch [m] behind the ego car's station where a boundary dashed ahead must be solid, and
+traced over at least 6 m, for a lane to open beside it."""
+ADDED_LANE_END_M = 60.0
+"""An added lane, whose end is beyond the view, is taken to bend into its neighbour from this
+far ahead [m] on (what the planner reads as a lane that ends: never a lane-change target)."""
 MATCH_GATE_M: tuple[float, float] = (4.0, 2.0)
 """Largest per-frame relative displacement (along, across the ego heading) [m] of a matched
 car."""
@@ -134,6 +140,8 @@ class Boundary:
         dashed: whether its markings ahead are dashed (a lane divider).
         end: arc length [m] from the seed to where it ends inside the view ahead (inf if it
             leaves the view or is lost behind a car).
+        opens: it is dashed ahead but solid behind (``OPENING_BEHIND_M``): a lane opens beside
+            the road here (an on-ramp's acceleration lane), which will end.
     """
 
     points: np.ndarray
@@ -141,6 +149,7 @@ class Boundary:
     offset: float
     dashed: bool
     end: float = math.inf
+    opens: bool = False
 
 
 class VisionPerception:
@@ -162,6 +171,9 @@ class VisionPerception:
         self._heading: float | None = None
         # the last lanes seen: (lanes with centre lines in image axes [m], ego lane, age)
         self._memory: tuple[list[LaneEstimate], int, int] | None = None
+        # an opening boundary seen: (its offset [m] from the ego car, +1 / -1: the added lane
+        # lies to its right / left)
+        self._added: tuple[float, int] | None = None
         vs, us = np.mgrid[0 : self.spec.height, 0 : self.spec.width]
         sigma = DIRECTION_RADIUS_M * self.spec.scaling
         self._weight = np.exp(
@@ -178,6 +190,7 @@ class VisionPerception:
         """Forget the previous episode's heading and lanes (the memory across steps)."""
         self._heading = None
         self._memory = None
+        self._added = None
 
     # -- pixels -> frames -----------------------------------------------------------------------
     def frames(self, obs: np.ndarray) -> np.ndarray:
@@ -276,13 +289,18 @@ class VisionPerception:
             behind, _ = self._trace(marks, cars, start, direction + math.pi, -LANE_SPAN_M[0])
             line = np.concatenate([behind[::-1], [start], ahead])
             seed = len(behind)
+            dashed = self._gaps(line, seed, marks, cars) >= DASHED_MIN_GAPS
+            solid_behind = len(behind) * TRACE_STEP_M >= -OPENING_BEHIND_M[
+                0
+            ] / 2 and not self._gaps(line, seed, marks, cars, OPENING_BEHIND_M)
             out.append(
                 Boundary(
                     points=line,
                     seed=seed,
                     offset=float(start @ n),
-                    dashed=self._gaps(line, seed, marks, cars) >= DASHED_MIN_GAPS,
+                    dashed=dashed,
                     end=end_ahead,
+                    opens=dashed and solid_behind,
                 )
             )
         return sorted(out, key=lambda b: b.offset)
@@ -387,12 +405,19 @@ class VisionPerception:
                 return True
         return False
 
-    def _gaps(self, line: np.ndarray, seed: int, marks: np.ndarray, cars: np.ndarray) -> int:
+    def _gaps(
+        self,
+        line: np.ndarray,
+        seed: int,
+        marks: np.ndarray,
+        cars: np.ndarray,
+        span: tuple[float, float] = COVER_RANGE_M,
+    ) -> int:
         """Number of gaps of ``DASH_GAP_M`` or longer in the markings ``marks`` (looked for within
-        a pixel across) along ``line`` within ``COVER_RANGE_M`` of its seed, where no car of
-        ``cars`` hides the line."""
-        lo = max(seed + int(COVER_RANGE_M[0] / TRACE_STEP_M), 0)
-        hi = min(seed + int(COVER_RANGE_M[1] / TRACE_STEP_M) + 1, len(line))
+        a pixel across) along ``line`` within ``span`` [m] of its seed, where no car of ``cars``
+        hides the line."""
+        lo = max(seed + int(span[0] / TRACE_STEP_M), 0)
+        hi = min(seed + int(span[1] / TRACE_STEP_M) + 1, len(line))
         part = line[lo:hi]
         if len(part) < 2:
             return 0
@@ -466,10 +491,14 @@ class VisionPerception:
         members = [bound for _, a, b in road for bound in (a, b) if bound is not None]
         reference = max(members, key=lambda bound: len(bound.points))
         stations, axis, normal = _road_axis(reference)
+        added = self._added_lane(road)
         # lanes that end: one boundary ends ahead in view; beyond, the centre joins the neighbour
         offsets = np.empty((len(road), len(stations)))
         for i, (yc, a, b) in enumerate(road):
             offsets[i] = yc - reference.offset
+            if added is not None and added[0] == i and 0 <= i - added[1] < len(road):
+                ramp = np.clip((stations - ADDED_LANE_END_M) / width, 0.0, 1.0)
+                offsets[i] += ramp * (road[i - added[1]][0] - yc)
             for bound, side in ((a, 1), (b, -1)):
                 j = i + side
                 if bound is not None and math.isfinite(bound.end) and 0 <= j < len(road):
@@ -483,6 +512,41 @@ class VisionPerception:
             index = first + i if first >= 0 else -1
             lanes.append(LaneEstimate(index=index, width=width, centerline=ego_pts))
         return lanes, ego - lo
+
+    def _added_lane(
+        self, road: list[tuple[float, Boundary | None, Boundary | None]]
+    ) -> tuple[int, int] | None:
+        """``(position in road, side)`` of a lane added beside the road (+1: right of its
+        opening boundary), from an opening boundary seen now or followed since (the nearest
+        dashed boundary within 1 m of where it was); updates that memory."""
+        bounds = [bound for _, a, b in road for bound in (a, b) if bound is not None]
+        opening = next((b for b in bounds if b.opens), None)
+        if opening is None and self._added is not None:
+            near = [b for b in bounds if b.dashed and abs(b.offset - self._added[0]) < 1.0]
+            opening = min(near, key=lambda b: abs(b.offset - self._added[0]), default=None)
+            side = self._added[1]
+        elif opening is not None:
+            # the added lane is the one at the road's edge (a solid line beyond it), else the
+            # one the ego car is not in
+            left = next((i for i, (_, _, b) in enumerate(road) if b is opening), None)
+            right = next((i for i, (_, a, _) in enumerate(road) if a is opening), None)
+            if left is None or right is None:
+                self._added = None
+                return None
+            edge_left = road[left][1] is not None and not road[left][1].dashed
+            edge_right = road[right][2] is not None and not road[right][2].dashed
+            if edge_left != edge_right:
+                side = 1 if edge_right else -1
+            else:
+                side = 1 if abs(road[right][0]) > abs(road[left][0]) else -1
+        if opening is None:
+            self._added = None
+            return None
+        self._added = (opening.offset, side)
+        lane = next(
+            (i for i, (_, a, b) in enumerate(road) if (a if side > 0 else b) is opening), None
+        )
+        return None if lane is None else (lane, side)
 
     # -- the step -------------------------------------------------------------------------------
     def perceive(self, obs: np.ndarray, info: dict[str, Any]) -> Percept:
