@@ -32,12 +32,17 @@ palette: road 99, lane markings 254, car bodies 146-177, car outlines 59):
   gaps of a dashed line and behind cars). A boundary whose markings ahead show gaps of a dash
   gap's length (``DASH_GAP_M``) is dashed (a lane divider), else solid (a road edge).
   Lanes lie between neighbouring boundaries a lane width apart, and beyond a dashed boundary at
-  the edge of the view; the ego's road is the run of lanes around it joined by dashed
-  boundaries. Every lane centre is the longest traced boundary of the road shifted sideways by
-  the lane's offset, so all lanes are sampled at the same stations; past the trace the road is
-  continued straight. A lane whose boundary ends inside the view, not at the border nor behind a
-  car, ends there (an on-ramp, a lane drop): its centre beyond bends into the neighbour lane on
-  the other side, which the planner reads as a lane that ends.
+  the edge of the view where the lane's far side is out of view; the ego's road is the run of
+  lanes around it joined by dashed boundaries. Every lane centre is the longest traced boundary
+  of the road shifted sideways by the lane's offset, so all lanes are sampled at the same
+  stations; past the trace the road is continued straight.
+- **lanes that end** (on-ramps, lane drops), read by the planner as a centre line that runs
+  into a neighbour's: a lane whose boundary ends inside the view, not at the border nor behind a
+  car, bends into the neighbour on its other side from there; a lane that opened beside the road
+  (its boundary is dashed ahead but solid behind, an acceleration lane) is followed from step to
+  step and bends into its neighbour beyond the view, so the car never changes into it.
+- **memory**: the last lanes that held the ego car, moved by its own motion, stand in for up to
+  ``LANE_MEMORY_STEPS`` decisions where a frame shows none that does.
 
 Calibration constants were fitted against ground truth on ``highway``, ``merge`` and
 ``racetrack`` validation frames (see ``driving perception``).
@@ -441,13 +446,27 @@ class VisionPerception:
         runs = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
         return int(np.count_nonzero(runs >= DASH_GAP_M * s))
 
+    def _sees_beyond(self, bound: Boundary, distance: float) -> bool:
+        """Whether the view shows the road ``distance`` [m] to the right (negative: left) of
+        ``bound`` at the ego's station: a lane beyond a dashed edge boundary is only assumed
+        where its far boundary could be out of view (a solid line drawn with gaps is not a
+        divider)."""
+        line, k = bound.points, bound.seed
+        if len(line) < 2:
+            return False
+        tangent = line[min(k + 1, len(line) - 1)] - line[max(k - 1, 0)]
+        tangent = tangent / max(float(np.linalg.norm(tangent)), 1e-9)
+        far = line[k] + distance * np.array([-tangent[1], tangent[0]])
+        return self._in_view(far, TRACE_WINDOW_M)
+
     def lanes(self, bounds: list[Boundary], heading: float) -> tuple[list[LaneEstimate], int]:
         """The lanes of the ego car's road (left-most first) and the ego lane's position in them.
 
         A lane lies between two neighbouring boundaries a lane width apart, or beyond a dashed
-        boundary at the edge of the view. The ego's road is the run of lanes around the ego car
-        joined by dashed boundaries: a solid line is a road edge, and lanes beyond it (an
-        on-ramp, the verge between) belong to another road.
+        boundary at the edge of the view when its far boundary would be out of view. The ego's
+        road is the run of lanes around the ego car joined by dashed boundaries: a solid line
+        is a road edge, and lanes beyond it (an on-ramp, the verge between) belong to another
+        road.
         """
         ys = [b.offset for b in bounds]
         widths = np.diff(ys)
@@ -459,9 +478,9 @@ class VisionPerception:
             for a, b in itertools.pairwise(bounds)
             if LANE_WIDTH_RANGE_M[0] < b.offset - a.offset < LANE_WIDTH_RANGE_M[1]
         ]
-        if bounds and bounds[0].dashed:
+        if bounds and bounds[0].dashed and not self._sees_beyond(bounds[0], -width):
             spans.insert(0, (ys[0] - width / 2, None, bounds[0]))
-        if bounds and bounds[-1].dashed:
+        if bounds and bounds[-1].dashed and not self._sees_beyond(bounds[-1], width):
             spans.append((ys[-1] + width / 2, bounds[-1], None))
         if not spans:
             return [], -1
