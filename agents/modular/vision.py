@@ -94,9 +94,9 @@ TRACE_MAX_GAP_M = 7.0
 1.3 m, and a car lying over the line, 5 m)."""
 TRACE_MAX_CURVATURE = 1 / 8.0
 """Largest boundary curvature [1/m] the trace predicts with (tighter than any highway-env road)."""
-DASH_GAP_M = 1.0
+DASH_GAP_M = 0.8
 """A gap in a boundary's markings at least this long [m] is a gap between dashes (1.33 m in
-highway-env); a solid curve drawn as pixel steps has gaps of a pixel or two."""
+highway-env, 4 px at 3 px/m); a solid curve drawn as pixel steps has gaps of a pixel or two."""
 DASHED_MIN_GAPS = 2
 """A boundary with at least this many dash gaps within ``COVER_RANGE_M`` is dashed (a lane
 divider), else solid (a road edge)."""
@@ -125,6 +125,9 @@ some frames, about 5% of ``racetrack`` frames)."""
 OPENING_BEHIND_M: tuple[float, float] = (-12.0, -2.0)
 """Stretch [m] behind the ego car's station where a boundary dashed ahead must be solid, and
 traced over at least 6 m, for a lane to open beside it."""
+ADDED_LANE_MEMORY_M = 120.0
+"""An added lane is remembered for this distance travelled [m] after its opening was last seen
+(``merge``'s acceleration lane is 80 m long; a lane kept longer is taken for an ordinary one)."""
 ADDED_LANE_END_M = 60.0
 """An added lane, whose end is beyond the view, is taken to bend into its neighbour from this
 far ahead [m] on (what the planner reads as a lane that ends: never a lane-change target)."""
@@ -177,8 +180,8 @@ class VisionPerception:
         # the last lanes seen: (lanes with centre lines in image axes [m], ego lane, age)
         self._memory: tuple[list[LaneEstimate], int, int] | None = None
         # an opening boundary seen: (its offset [m] from the ego car, +1 / -1: the added lane
-        # lies to its right / left)
-        self._added: tuple[float, int] | None = None
+        # lies to its right / left, metres left to remember it)
+        self._added: tuple[float, int, float] | None = None
         vs, us = np.mgrid[0 : self.spec.height, 0 : self.spec.width]
         sigma = DIRECTION_RADIUS_M * self.spec.scaling
         self._weight = np.exp(
@@ -295,9 +298,10 @@ class VisionPerception:
             line = np.concatenate([behind[::-1], [start], ahead])
             seed = len(behind)
             dashed = self._gaps(line, seed, marks, cars) >= DASHED_MIN_GAPS
-            solid_behind = len(behind) * TRACE_STEP_M >= -OPENING_BEHIND_M[
-                0
-            ] / 2 and not self._gaps(line, seed, marks, cars, OPENING_BEHIND_M)
+            # solid behind: traced 6 m or more, in full sight, without a gap of 2 px
+            solid_behind = len(behind) * TRACE_STEP_M >= -OPENING_BEHIND_M[0] / 2 and not (
+                self._gaps(line, seed, marks, cars, OPENING_BEHIND_M, 1.5 / self.spec.scaling, True)
+            )
             out.append(
                 Boundary(
                     points=line,
@@ -417,10 +421,12 @@ class VisionPerception:
         marks: np.ndarray,
         cars: np.ndarray,
         span: tuple[float, float] = COVER_RANGE_M,
+        min_gap: float = DASH_GAP_M,
+        strict: bool = False,
     ) -> int:
-        """Number of gaps of ``DASH_GAP_M`` or longer in the markings ``marks`` (looked for within
-        a pixel across) along ``line`` within ``span`` [m] of its seed, where no car of ``cars``
-        hides the line."""
+        """Number of gaps of ``min_gap`` [m] or longer in the markings ``marks`` (looked for
+        within a pixel across) along ``line`` within ``span`` [m] of its seed, where no car of
+        ``cars`` hides the line (``strict``: a hidden stretch counts as a gap)."""
         lo = max(seed + int(span[0] / TRACE_STEP_M), 0)
         hi = min(seed + int(span[1] / TRACE_STEP_M) + 1, len(line))
         part = line[lo:hi]
@@ -428,7 +434,8 @@ class VisionPerception:
             return 0
         s = self.spec.scaling
         arc = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(part, axis=0).T))])
-        ts = np.linspace(0.0, arc[-1], max(int(arc[-1] * s), 2))  # one sample per pixel
+        step = 0.5 / s  # two samples per pixel, so that no pixel of a gap is skipped
+        ts = np.linspace(0.0, arc[-1], max(int(arc[-1] / step), 2))
         centre = np.stack([np.interp(ts, arc, part[:, 0]), np.interp(ts, arc, part[:, 1])], 1)
         tangent = np.gradient(centre, axis=0)
         normal = np.stack([-tangent[:, 1], tangent[:, 0]], 1)
@@ -441,10 +448,12 @@ class VisionPerception:
             vs = np.clip((pts[:, 1] * s + self.cv).astype(int), 0, h - 1)
             on_mark |= marks[vs, us]
             hidden |= cars[vs, us]
+        if strict and hidden.any():
+            return 1
         blank = (~on_mark & ~hidden).astype(np.int8)
         edges = np.diff(np.concatenate([[0], blank, [0]]))
         runs = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
-        return int(np.count_nonzero(runs >= DASH_GAP_M * s))
+        return int(np.count_nonzero(runs * (arc[-1] / max(len(ts) - 1, 1)) >= min_gap))
 
     def _sees_beyond(self, bound: Boundary, distance: float) -> bool:
         """Whether the view shows the road ``distance`` [m] to the right (negative: left) of
@@ -459,14 +468,16 @@ class VisionPerception:
         far = line[k] + distance * np.array([-tangent[1], tangent[0]])
         return self._in_view(far, TRACE_WINDOW_M)
 
-    def lanes(self, bounds: list[Boundary], heading: float) -> tuple[list[LaneEstimate], int]:
+    def lanes(
+        self, bounds: list[Boundary], heading: float, travel: float = 0.0
+    ) -> tuple[list[LaneEstimate], int]:
         """The lanes of the ego car's road (left-most first) and the ego lane's position in them.
 
         A lane lies between two neighbouring boundaries a lane width apart, or beyond a dashed
         boundary at the edge of the view when its far boundary would be out of view. The ego's
         road is the run of lanes around the ego car joined by dashed boundaries: a solid line
         is a road edge, and lanes beyond it (an on-ramp, the verge between) belong to another
-        road.
+        road. ``travel``: the distance [m] the ego car drove since the last call.
         """
         ys = [b.offset for b in bounds]
         widths = np.diff(ys)
@@ -510,7 +521,7 @@ class VisionPerception:
         members = [bound for _, a, b in road for bound in (a, b) if bound is not None]
         reference = max(members, key=lambda bound: len(bound.points))
         stations, axis, normal = _road_axis(reference)
-        added = self._added_lane(road)
+        added = self._added_lane(road, travel)
         # lanes that end: one boundary ends ahead in view; beyond, the centre joins the neighbour
         offsets = np.empty((len(road), len(stations)))
         for i, (yc, a, b) in enumerate(road):
@@ -533,17 +544,19 @@ class VisionPerception:
         return lanes, ego - lo
 
     def _added_lane(
-        self, road: list[tuple[float, Boundary | None, Boundary | None]]
+        self, road: list[tuple[float, Boundary | None, Boundary | None]], travel: float
     ) -> tuple[int, int] | None:
         """``(position in road, side)`` of a lane added beside the road (+1: right of its
         opening boundary), from an opening boundary seen now or followed since (the nearest
-        dashed boundary within 1 m of where it was); updates that memory."""
+        dashed boundary within 1 m of where it was, for ``ADDED_LANE_MEMORY_M`` of travel;
+        ``travel`` [m] since the last step); updates that memory."""
         bounds = [bound for _, a, b in road for bound in (a, b) if bound is not None]
         opening = next((b for b in bounds if b.opens), None)
+        memory = ADDED_LANE_MEMORY_M
         if opening is None and self._added is not None:
             near = [b for b in bounds if b.dashed and abs(b.offset - self._added[0]) < 1.0]
             opening = min(near, key=lambda b: abs(b.offset - self._added[0]), default=None)
-            side = self._added[1]
+            side, memory = self._added[1], self._added[2] - travel
         elif opening is not None:
             # the added lane is the one at the road's edge (a solid line beyond it), else the
             # one the ego car is not in
@@ -558,10 +571,10 @@ class VisionPerception:
                 side = 1 if edge_right else -1
             else:
                 side = 1 if abs(road[right][0]) > abs(road[left][0]) else -1
-        if opening is None:
+        if opening is None or memory <= 0:
             self._added = None
             return None
-        self._added = (opening.offset, side)
+        self._added = (opening.offset, side, memory)
         lane = next(
             (i for i, (_, a, b) in enumerate(road) if (a if side > 0 else b) is opening), None
         )
@@ -576,7 +589,9 @@ class VisionPerception:
         bounds = self.boundaries(frames[-1], heading)
         heading = self._refined_heading(frames, bounds, heading, speed)
         self._heading = heading
-        lanes, ego_lane = self._remembered(*self.lanes(bounds, heading), heading, speed)
+        lanes, ego_lane = self._remembered(
+            *self.lanes(bounds, heading, speed * self.dt), heading, speed
+        )
         boxes = [self.boxes(f, heading) for f in frames]
         c, s = math.cos(heading), math.sin(heading)
         detections = []
