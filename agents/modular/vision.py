@@ -21,7 +21,8 @@ palette: road 99, lane markings 254, car bodies 146-177, car outlines 59):
   the ego car, plus the ego's own velocity.
 - **heading**: the ego car's body (the component at the image centre) gives its heading in the
   image by its second moments, up to a half turn; the half turn is the one nearest the previous
-  step's heading (at the first step: the side of the headlights, else the image's +x). On a
+  step's heading (at the first step, or after an apparent right-angle turn: the side of the
+  headlights, else the image's +x). On a
   straight road the ego car's lateral drift relative to the boundaries over the stacked frames,
   divided by its speed, refines it (see :meth:`VisionPerception._refined_heading`).
 - **lanes** (curved roads too, as classic lane-finding pipelines do): marking pixels
@@ -68,6 +69,9 @@ VEHICLE_LEVELS: tuple[int, int] = (120, 240)
 """Gray levels (exclusive bounds) of car bodies: above the road (99), below markings (254)."""
 MARKING_LEVEL = 240
 """Gray level at or above which a pixel is a lane marking."""
+SIGN_MIN_COS = 0.5
+"""The last heading decides the body's half turn when the body axis is within 60 degrees of it
+(a decision period turns the car far less); else the headlights do."""
 HEADLIGHT_LEVEL = 200
 """Gray level at or above which a car body pixel is a headlight (a lighter patch at the front)."""
 BOX_CENTRE_OFFSET_PX: tuple[float, float] = (1.25, 1.65)
@@ -261,16 +265,18 @@ class VisionPerception:
         body = labels[y0 : y0 + bh, x0 : x0 + bw] == ego
         m = cv2.moments(body.astype(np.uint8), binaryImage=True)
         axis = 0.5 * math.atan2(2 * m["mu11"], m["mu20"] - m["mu02"])
-        if self._heading is not None:
-            reference = self._heading
-        else:  # the headlights are at the front
+        # the half turn nearest the last heading, unless the body turned by about a right angle
+        # since (the first frame of an episode may show the car before it was turned)
+        reference = self._heading
+        if reference is None or abs(math.cos(axis - reference)) < SIGN_MIN_COS:
             lights = body & (frame[y0 : y0 + bh, x0 : x0 + bw] >= HEADLIGHT_LEVEL)
-            reference = 0.0
-            if lights.any():
+            if lights.any():  # the headlights are at the front
                 rows, cols = np.nonzero(lights)
                 du = cols.mean() - m["m10"] / m["m00"]
                 dv = rows.mean() - m["m01"] / m["m00"]
                 reference = math.atan2(dv, du)
+        if reference is None:
+            reference = 0.0
         if math.cos(axis - reference) < 0:
             axis += math.pi
         return _wrap(axis)
