@@ -163,11 +163,15 @@ def measure(
 ) -> PerceptionScore:
     """Drive ``driver`` on ``seeds`` and score the vision perception on every frame."""
     VisionPerception.check_supported(scenario)
-    vision, oracle = VisionPerception(scenario), OraclePerception()
+    oracle = OraclePerception()
+    visions: dict[int, VisionPerception] = {}  # one per slot: vision remembers the last steps
     score = PerceptionScore()
     agent = make_agent(driver, scenario)
 
     def on_step(event: StepEvent) -> None:
+        vision = visions.setdefault(event.slot, VisionPerception(scenario))
+        if event.step == 0:
+            vision.reset()
         truth = oracle.perceive(event.obs, event.info)
         found = vision.perceive(event.obs, {"metrics": event.info["metrics"]})
         score_frame(score, truth, found, scenario, gate)
