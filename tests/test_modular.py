@@ -217,6 +217,28 @@ def test_the_oracle_gives_way_to_a_car_crossing_its_path():
     assert free.decision == "keep lane" and free.accel > 0
 
 
+def test_the_roundabout_oracle_gives_way_to_the_left_only():
+    # the same crossing car coming from the left is given way to; from the right (a car
+    # entering the ring the ego car is on) it is not
+    times = np.arange(0.0, 4.01, 0.25)
+    config = PlannerConfig(yield_gap=1.0, yield_left_only=True)
+    for side, decision in ((-1.0, "yield"), (1.0, "keep lane")):
+        crossing = np.stack([np.full_like(times, 20.0), side * (20.0 - 10.0 * times)], axis=1)
+        car = Detection(20.0, side * 20.0, vy=-side * 10.0, predicted=crossing)
+        percept = Percept([car], straight_lanes(1), 1, 10.0)
+        assert Planner(config, dt=0.2).plan(percept, PlannerState()).decision == decision
+
+
+def test_the_planner_never_reverses():
+    # stopped or rolling back 3 m behind a stopped car: IDM brakes hard, but the planner asks
+    # for no more than a stop within the step (highway-env's cars reverse otherwise)
+    car = Detection(8.0, 0.0, vx=0.0)
+    for speed, bound in ((0.0, 0.0), (-1.0, 5.0), (0.4, -2.0)):
+        percept = Percept([car], straight_lanes(1), 1, speed)
+        accel = Planner(PlannerConfig(), dt=0.2).plan(percept, PlannerState()).accel
+        assert accel == pytest.approx(bound)
+
+
 def test_the_oracle_slows_for_a_curve_ahead():
     # a lane turning on a 20 m radius 10 m ahead: at most sqrt(3.5 * 20) = 8.4 m/s there
     arc = np.arange(0.0, 80.0, 5.0)

@@ -83,6 +83,11 @@ class PlannerConfig:
             conflict point this long before the other car reaches it, or reaches it this long
             after the other car has passed, it stops before the conflict point (gives way at a
             junction). 0 turns yielding off (the default: roads without junctions).
+        yield_left_only: give way only to vehicles now left of the reference path (``yield_gap``):
+            the priority rule of a roundabout in right-hand traffic, where the ring's cars come
+            from the entering car's left and the entering cars from the ring car's right; without
+            it the car also gave way on the ring to cars entering it, and stood there until the
+            time ran out (roundabout validation seed 100045).
         exit_right: the route leaves the road on the right (a highway exit): MOBIL's choice is
             replaced by a mandatory change right whenever the gap there is acceptable
             (:meth:`Planner._gap_acceptable`, never to the left); while it is not, the car
@@ -126,6 +131,7 @@ class PlannerConfig:
     curve_lateral_accel: float = math.inf
     curve_decel: float = 2.0
     yield_gap: float = 0.0
+    yield_left_only: bool = False
     exit_right: bool = False
     exit_speed_margin: float = 4.0
     gap_gain: float = 0.5
@@ -454,6 +460,10 @@ class Planner:
                 gap, lead_speed = stop, 0.0
                 decision = "yield" if decision == "keep lane" else decision
         accel = max(accel, -cfg.max_decel)
+        # highway-env's cars reverse under a negative acceleration once stopped, and IDM read
+        # a reversing car's speed as 0 and kept braking (roundabout seed 100023 backed 17 m up
+        # its entry): brake at most to a stop within one decision, and undo any reversing
+        accel = max(accel, -speed / self.dt)
         return Plan(
             decision=decision,
             lane=lanes[current].estimate.index,
@@ -588,6 +598,8 @@ class Planner:
             on = (np.abs(d) < half) & (s > 0.0) & (s < arc_end)
             if on[0] or not np.any(on):
                 continue  # on the path now (a leader or follower, left to IDM), or never
+            if cfg.yield_left_only and d[0] > 0.0:
+                continue  # it comes from the right: it gives way
             k_in = int(np.argmax(on))
             s_c = float(s[k_in])
             clearance = EGO_LENGTH_M / 2 + det.width / 2 + cfg.safety_clearance
