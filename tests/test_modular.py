@@ -266,6 +266,18 @@ def test_the_exit_oracle_takes_a_gap_to_the_right_that_mobil_refuses():
     assert Planner(PlannerConfig(), dt=0.2).plan(percept, PlannerState()).decision == "keep lane"
 
 
+def test_the_exit_oracle_enters_a_lane_whose_centre_line_bends_into_the_exit():
+    # the scene's centre lines follow the route into the exit ramp, so the lane beside the
+    # exit lane runs into it ahead: it does not end, and the exit oracle changes into it
+    lanes = straight_lanes(0, count=3)
+    line = lanes[1].centerline.copy()
+    line[:, 1] += np.clip((line[:, 0] - 20.0) / 40.0, 0.0, 1.0) * 4.0  # reaches lane 2 at 60 m
+    lanes[1] = LaneEstimate(1, 4.0, line)
+    percept = Percept([], lanes, 0, 20.0)
+    exiting = Planner(PlannerConfig(exit_right=True), dt=0.2).plan(percept, PlannerState())
+    assert exiting.decision == "change right"
+
+
 def test_the_exit_oracle_lines_up_with_a_gap_and_never_changes_left():
     # a car alongside on the right blocks the change; behind a leader as slow as that lane,
     # the gap behind it is the one reached soonest, so the car slows for it (and ignores the

@@ -284,7 +284,12 @@ class Planner:
                     level = 0 if now else 1 if later else 2
                     occupants.append((float(gap), det, level, later))
             out.append(_Lane(lane, s_ego, d_ego, occupants))
-        _mark_ending(out)
+        if not self.config.exit_right:
+            # the exit's through lanes end nowhere, but the scene's centre lines follow the
+            # route into the exit ramp, where they converge with the exit lane's: marked as
+            # ending, the lane beside the exit lane was never entered (exit validation seed
+            # 100001 drove past the exit in the second lane from the right)
+            _mark_ending(out)
         return out
 
     def _accel_in(
