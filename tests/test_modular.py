@@ -11,7 +11,7 @@ import envs
 from agents.modular import make_oracle_agent, make_vision_agent
 from agents.modular.control import ControlGains, Controller
 from agents.modular.perception import Detection, LaneEstimate, OraclePerception, Percept
-from agents.modular.planning import Planner, PlannerConfig, PlannerState
+from agents.modular.planning import Planner, PlannerConfig, PlannerState, _Lane
 from agents.modular.vision import VisionPerception
 from driving.perception import in_view
 from driving.rollout import rollout
@@ -72,6 +72,16 @@ def test_without_brakes_the_car_dodges_a_slower_car():
     slow_ahead = Detection(10.0, 0.0, vx=6.0)  # 5 m gap closing at 4 m/s: 1.25 s
     p = planner.plan(Percept([slow_ahead], straight_lanes(1, count=2), 1, 10.0), PlannerState())
     assert p.decision == "change left" and p.target_lane == 0
+
+
+def test_without_brakes_the_car_does_not_dodge_into_a_car_alongside_on_a_curve():
+    # a car 0.5 m behind the ego's centre in the left lane, whose projection onto that lane's
+    # curved centre line puts it 0.7 m ahead (bumper gap -4.3 m, as on racetrack seed 100007):
+    # it is alongside, so the dodge keeps to its lane
+    lanes = straight_lanes(1, count=2)
+    beside = Detection(-0.5, -4.0, vx=6.6)
+    left = _Lane(lanes[0], 0.0, 4.0, [(-4.3, beside, 0, True)])
+    assert left.time_to_collision(10.0) == 0.0
 
 
 def test_the_reference_path_follows_the_target_lane():

@@ -231,12 +231,15 @@ class _Lane:
     def time_to_collision(self, speed: float) -> float:
         """Seconds [s] until the ego car, at ``speed`` and unable to brake, reaches the nearest
         car that will be in this lane at the end of the cut-in horizon (inf if none); 0 if a
-        car will be alongside."""
+        car will be alongside: its bumper gap along the lane says it overlaps the ego car, or
+        its centre is within half the two lengths of the ego's along the ego's heading (on a
+        curve the two disagree: racetrack validation seeds 100001 and 100007 changed lanes
+        into a car alongside whose projection onto the curved lane put it ahead)."""
         ttc = math.inf
         for g, d, _, later in self.occupants:
             if not later:
                 continue
-            if (g < 0) if d.x > 0 else (g > 0):
+            if ((g < 0) if d.x > 0 else (g > 0)) or abs(d.x) < (d.length + EGO_LENGTH_M) / 2:
                 return 0.0
             if d.x > 0 and speed > d.vx:
                 ttc = min(ttc, g / (speed - d.vx))
