@@ -82,6 +82,9 @@ def test_without_brakes_the_car_does_not_dodge_into_a_car_alongside_on_a_curve()
     beside = Detection(-0.5, -4.0, vx=6.6)
     left = _Lane(lanes[0], 0.0, 4.0, [(-4.3, beside, 0, True)])
     assert left.time_to_collision(10.0) == 0.0
+    # a slower car in the lane now counts, even where its extrapolation leaves the lane
+    ahead = _Lane(lanes[0], 0.0, 4.0, [(10.0, Detection(15.0, -4.0, vx=5.0), 0, False)])
+    assert ahead.time_to_collision(10.0) == pytest.approx(2.0)
 
 
 def test_the_reference_path_follows_the_target_lane():

@@ -230,14 +230,17 @@ class _Lane:
 
     def time_to_collision(self, speed: float) -> float:
         """Seconds [s] until the ego car, at ``speed`` and unable to brake, reaches the nearest
-        car that will be in this lane at the end of the cut-in horizon (inf if none); 0 if a
-        car will be alongside: its bumper gap along the lane says it overlaps the ego car, or
-        its centre is within half the two lengths of the ego's along the ego's heading (on a
-        curve the two disagree: racetrack validation seeds 100001 and 100007 changed lanes
-        into a car alongside whose projection onto the curved lane put it ahead)."""
+        car that is in this lane now or will be at the end of the cut-in horizon (inf if none;
+        the straight-line extrapolation behind "will be" swings a car on a curve out of its
+        lane, and racetrack seed 100030 dodged into a car that was in the other lane then);
+        0 if a car is or will be alongside: its bumper gap along the lane says it overlaps
+        the ego car, or its centre is within half the two lengths of the ego's along the ego's
+        heading (on a curve the two disagree: racetrack validation seeds 100001 and 100007
+        changed lanes into a car alongside whose projection onto the curved lane put it
+        ahead)."""
         ttc = math.inf
-        for g, d, _, later in self.occupants:
-            if not later:
+        for g, d, level, later in self.occupants:
+            if not later and level != 0:
                 continue
             if ((g < 0) if d.x > 0 else (g > 0)) or abs(d.x) < (d.length + EGO_LENGTH_M) / 2:
                 return 0.0
