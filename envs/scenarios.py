@@ -478,10 +478,11 @@ SCENARIOS: dict[str, Scenario] = {
             name="exit",
             env_id="exit-v1",
             description="6-lane highway, slower traffic to the right: cross to the exit lane "
-            "(400-500 m) and take the exit",
+            "(400-500 m) and take the exit; 40 s, as crossing five lanes into 9-12 m/s traffic "
+            "and covering ~360 m does not fit exit-v0's 30 s for a driver who keeps safe gaps",
             config={},
             observation=ObservationSpec(width=160, height=128, scaling=3.0, centering=(0.3, 0.5)),
-            duration=30.0,
+            duration=40.0,
             route=Route(("0", "1", "2", "exit"), goal_distance=30.0),
         ),
     )

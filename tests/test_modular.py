@@ -18,7 +18,7 @@ from agents.modular.perception import (
     project,
     project_points,
 )
-from agents.modular.planning import Planner, PlannerConfig, PlannerState
+from agents.modular.planning import Planner, PlannerConfig, PlannerState, _Lane
 from agents.modular.vision import VisionPerception
 from driving.perception import in_view
 from driving.rollout import rollout
@@ -79,6 +79,19 @@ def test_without_brakes_the_car_dodges_a_slower_car():
     slow_ahead = Detection(10.0, 0.0, vx=6.0)  # 5 m gap closing at 4 m/s: 1.25 s
     p = planner.plan(Percept([slow_ahead], straight_lanes(1, count=2), 1, 10.0), PlannerState())
     assert p.decision == "change left" and p.target_lane == 0
+
+
+def test_without_brakes_the_car_does_not_dodge_into_a_car_alongside_on_a_curve():
+    # a car 0.5 m behind the ego's centre in the left lane, whose projection onto that lane's
+    # curved centre line puts it 0.7 m ahead (bumper gap -4.3 m, as on racetrack seed 100007):
+    # it is alongside, so the dodge keeps to its lane
+    lanes = straight_lanes(1, count=2)
+    beside = Detection(-0.5, -4.0, vx=6.6)
+    left = _Lane(lanes[0], 0.0, 4.0, [(-4.3, beside, 0, True)])
+    assert left.time_to_collision(10.0) == 0.0
+    # a slower car in the lane now counts, even where its extrapolation leaves the lane
+    ahead = _Lane(lanes[0], 0.0, 4.0, [(10.0, Detection(15.0, -4.0, vx=5.0), 0, False)])
+    assert ahead.time_to_collision(10.0) == pytest.approx(2.0)
 
 
 def test_the_reference_path_follows_the_target_lane():
@@ -259,6 +272,28 @@ def test_the_oracle_gives_way_to_a_car_crossing_its_path():
     assert free.decision == "keep lane" and free.accel > 0
 
 
+def test_the_roundabout_oracle_gives_way_to_the_left_only():
+    # the same crossing car coming from the left is given way to; from the right (a car
+    # entering the ring the ego car is on) it is not
+    times = np.arange(0.0, 4.01, 0.25)
+    config = PlannerConfig(yield_gap=1.0, yield_left_only=True)
+    for side, decision in ((-1.0, "yield"), (1.0, "keep lane")):
+        crossing = np.stack([np.full_like(times, 20.0), side * (20.0 - 10.0 * times)], axis=1)
+        car = Detection(20.0, side * 20.0, vy=-side * 10.0, predicted=crossing)
+        percept = Percept([car], straight_lanes(1), 1, 10.0)
+        assert Planner(config, dt=0.2).plan(percept, PlannerState()).decision == decision
+
+
+def test_the_planner_never_reverses():
+    # stopped or rolling back 3 m behind a stopped car: IDM brakes hard, but the planner asks
+    # for no more than a stop within the step (highway-env's cars reverse otherwise)
+    car = Detection(8.0, 0.0, vx=0.0)
+    for speed, bound in ((0.0, 0.0), (-1.0, 5.0), (0.4, -2.0)):
+        percept = Percept([car], straight_lanes(1), 1, speed)
+        accel = Planner(PlannerConfig(), dt=0.2).plan(percept, PlannerState()).accel
+        assert accel == pytest.approx(bound)
+
+
 def test_the_oracle_slows_for_a_curve_ahead():
     # a lane turning on a 20 m radius 10 m ahead: at most sqrt(3.5 * 20) = 8.4 m/s there
     arc = np.arange(0.0, 80.0, 5.0)
@@ -284,6 +319,18 @@ def test_the_exit_oracle_takes_a_gap_to_the_right_that_mobil_refuses():
     exiting = Planner(PlannerConfig(exit_right=True), dt=0.2).plan(percept, PlannerState())
     assert exiting.decision == "change right"
     assert Planner(PlannerConfig(), dt=0.2).plan(percept, PlannerState()).decision == "keep lane"
+
+
+def test_the_exit_oracle_enters_a_lane_whose_centre_line_bends_into_the_exit():
+    # the scene's centre lines follow the route into the exit ramp, so the lane beside the
+    # exit lane runs into it ahead: it does not end, and the exit oracle changes into it
+    lanes = straight_lanes(0, count=3)
+    line = lanes[1].centerline.copy()
+    line[:, 1] += np.clip((line[:, 0] - 20.0) / 40.0, 0.0, 1.0) * 4.0  # reaches lane 2 at 60 m
+    lanes[1] = LaneEstimate(1, 4.0, line)
+    percept = Percept([], lanes, 0, 20.0)
+    exiting = Planner(PlannerConfig(exit_right=True), dt=0.2).plan(percept, PlannerState())
+    assert exiting.decision == "change right"
 
 
 def test_the_exit_oracle_lines_up_with_a_gap_and_never_changes_left():

@@ -30,9 +30,14 @@ ROUTE_SETTINGS: dict[str, tuple[dict[str, object], dict[str, object]]] = {
     # the ring's 20-24 m radius and the exits' reverse curves: slow for the curves, keep the
     # lane the route follows (no lane changes on the ring), give way to the ring's traffic,
     # and a short look-ahead so that pure pursuit does not cut from the ring into the exit
-    # across the unpaved corner between them
+    # across the unpaved corner between them; priority to the ring (give way to the left only)
     "roundabout": (
-        {"lane_changes": False, "curve_lateral_accel": 3.5, "yield_gap": 1.0},
+        {
+            "lane_changes": False,
+            "curve_lateral_accel": 3.5,
+            "yield_gap": 1.0,
+            "yield_left_only": True,
+        },
         {"lookahead_time": 0.3, "lookahead_min": 4.0, "max_lateral_accel": 8.0},
     ),
     # the exit is on the right, beyond five lanes of ever slower traffic: change right

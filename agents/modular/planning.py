@@ -83,6 +83,11 @@ class PlannerConfig:
             conflict point this long before the other car reaches it, or reaches it this long
             after the other car has passed, it stops before the conflict point (gives way at a
             junction). 0 turns yielding off (the default: roads without junctions).
+        yield_left_only: give way only to vehicles now left of the reference path (``yield_gap``):
+            the priority rule of a roundabout in right-hand traffic, where the ring's cars come
+            from the entering car's left and the entering cars from the ring car's right; without
+            it the car also gave way on the ring to cars entering it, and stood there until the
+            time ran out (roundabout validation seed 100045).
         exit_right: the route leaves the road on the right (a highway exit): MOBIL's choice is
             replaced by a mandatory change right whenever the gap there is acceptable
             (:meth:`Planner._gap_acceptable`, never to the left); while it is not, the car
@@ -126,6 +131,7 @@ class PlannerConfig:
     curve_lateral_accel: float = math.inf
     curve_decel: float = 2.0
     yield_gap: float = 0.0
+    yield_left_only: bool = False
     exit_right: bool = False
     exit_speed_margin: float = 4.0
     gap_gain: float = 0.5
@@ -224,13 +230,19 @@ class _Lane:
 
     def time_to_collision(self, speed: float) -> float:
         """Seconds [s] until the ego car, at ``speed`` and unable to brake, reaches the nearest
-        car that will be in this lane at the end of the cut-in horizon (inf if none); 0 if a
-        car will be alongside."""
+        car that is in this lane now or will be at the end of the cut-in horizon (inf if none;
+        the straight-line extrapolation behind "will be" swings a car on a curve out of its
+        lane, and racetrack seed 100030 dodged into a car that was in the other lane then);
+        0 if a car is or will be alongside: its bumper gap along the lane says it overlaps
+        the ego car, or its centre is within half the two lengths of the ego's along the ego's
+        heading (on a curve the two disagree: racetrack validation seeds 100001 and 100007
+        changed lanes into a car alongside whose projection onto the curved lane put it
+        ahead)."""
         ttc = math.inf
-        for g, d, _, later in self.occupants:
-            if not later:
+        for g, d, level, later in self.occupants:
+            if not later and level != 0:
                 continue
-            if (g < 0) if d.x > 0 else (g > 0):
+            if ((g < 0) if d.x > 0 else (g > 0)) or abs(d.x) < (d.length + EGO_LENGTH_M) / 2:
                 return 0.0
             if d.x > 0 and speed > d.vx:
                 ttc = min(ttc, g / (speed - d.vx))
@@ -278,7 +290,12 @@ class Planner:
                     level = 0 if now else 1 if later else 2
                     occupants.append((float(gap), det, level, later))
             out.append(_Lane(lane, s_ego, d_ego, occupants))
-        _mark_ending(out)
+        if not self.config.exit_right:
+            # the exit's through lanes end nowhere, but the scene's centre lines follow the
+            # route into the exit ramp, where they converge with the exit lane's: marked as
+            # ending, the lane beside the exit lane was never entered (exit validation seed
+            # 100001 drove past the exit in the second lane from the right)
+            _mark_ending(out)
         return out
 
     def _accel_in(
@@ -454,6 +471,10 @@ class Planner:
                 gap, lead_speed = stop, 0.0
                 decision = "yield" if decision == "keep lane" else decision
         accel = max(accel, -cfg.max_decel)
+        # highway-env's cars reverse under a negative acceleration once stopped, and IDM read
+        # a reversing car's speed as 0 and kept braking (roundabout seed 100023 backed 17 m up
+        # its entry): brake at most to a stop within one decision, and undo any reversing
+        accel = max(accel, -speed / self.dt)
         return Plan(
             decision=decision,
             lane=lanes[current].estimate.index,
@@ -588,6 +609,8 @@ class Planner:
             on = (np.abs(d) < half) & (s > 0.0) & (s < arc_end)
             if on[0] or not np.any(on):
                 continue  # on the path now (a leader or follower, left to IDM), or never
+            if cfg.yield_left_only and d[0] > 0.0:
+                continue  # it comes from the right: it gives way
             k_in = int(np.argmax(on))
             s_c = float(s[k_in])
             clearance = EGO_LENGTH_M / 2 + det.width / 2 + cfg.safety_clearance
