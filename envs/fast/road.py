@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 from highway_env.road.road import LaneIndex, Road
@@ -370,23 +371,9 @@ class FastRoad(Road):
         index = self._neighbour_index()
         params = idm.DriverParameters(drivers)
         batch = idm.AccelerationBatch(self.table.by_lane, params)
-        current, target = [], []
-        for k, v in enumerate(drivers):
-            front, _ = index.neighbours(v, by_index[v.lane_index])
-            current.append(batch.add(k, v, v, front))
-            if v.lane_index != v.target_lane_index:
-                front, _ = index.neighbours(v, by_index[v.target_lane_index])
-                target.append(batch.add(k, v, v, front))
-            else:
-                target.append(None)
-        values = batch.evaluate()
-        accel = []
-        for cur, tgt in zip(current, target, strict=True):
-            a = values[cur]
-            if tgt is not None:
-                a = min(a, values[tgt])
-            accel.append(a)
-        accel = np.clip(np.array(accel, dtype=float), -params.acc_max, params.acc_max)
+        accel = _idm_accelerations(
+            batch, drivers, lambda v, lane: index.neighbours(v, by_index[lane])[0], params.acc_max
+        )
 
         targets = [by_index[v.target_lane_index] for v in drivers]
         steer = idm.steering(
@@ -432,23 +419,9 @@ class FastRoad(Road):
         geometry, index = self.geometry, self._neighbour_index()
         params = idm.DriverParameters(drivers)
         batch = idm.AccelerationBatch(geometry.by_lane, params, index.longitudinal)
-        current, target = [], []
-        for k, v in enumerate(drivers):
-            front, _ = self.neighbour_vehicles(v, v.lane_index)
-            current.append(batch.add(k, v, v, front))
-            if v.lane_index != v.target_lane_index:
-                front, _ = self.neighbour_vehicles(v, v.target_lane_index)
-                target.append(batch.add(k, v, v, front))
-            else:
-                target.append(None)
-        values = batch.evaluate()
-        accel = []
-        for cur, tgt in zip(current, target, strict=True):
-            a = values[cur]
-            if tgt is not None:
-                a = min(a, values[tgt])
-            accel.append(a)
-        accel = np.clip(np.array(accel, dtype=float), -params.acc_max, params.acc_max)
+        accel = _idm_accelerations(
+            batch, drivers, lambda v, lane: self.neighbour_vehicles(v, lane)[0], params.acc_max
+        )
 
         targets = [geometry.by_index[v.target_lane_index] for v in drivers]
         numbers = np.array([t.number for t in targets])
@@ -526,3 +499,27 @@ class FastRoad(Road):
         things = [*self._vehicles, *self._objects]
         for i, j in collision_candidates(things, len(self._vehicles), dt):
             things[i].handle_collisions(things[j], dt)
+
+
+def _idm_accelerations(
+    batch: idm.AccelerationBatch,
+    drivers: list[IDMVehicle],
+    leader: Callable[[IDMVehicle, LaneIndex], Vehicle | None],
+    acc_max: float,
+) -> np.ndarray:
+    """``(N,)`` IDM accelerations [m/s²] of ``drivers``, as ``IDMVehicle.act`` computes them:
+    behind the ``leader`` in its lane, and while changing lanes the smaller of that and the one
+    behind the target lane's leader, clipped to ``±acc_max``; evaluated in one batch."""
+    current, target = [], []
+    for k, v in enumerate(drivers):
+        current.append(batch.add(k, v, v, leader(v, v.lane_index)))
+        if v.lane_index != v.target_lane_index:
+            target.append(batch.add(k, v, v, leader(v, v.target_lane_index)))
+        else:
+            target.append(None)
+    values = batch.evaluate()
+    accel = [
+        values[cur] if tgt is None else min(values[cur], values[tgt])
+        for cur, tgt in zip(current, target, strict=True)
+    ]
+    return np.clip(np.array(accel, dtype=float), -acc_max, acc_max)
