@@ -38,18 +38,22 @@ def test_suite_trains_a_cnn_per_scenario_and_reports_winners_per_nuisance(drivin
     }
     path = tmp_path / "suite.yaml"
     path.write_text(yaml.safe_dump(recipe))
+    out = tmp_path / "suite"
+    earlier = _earlier_section("merge")  # left in `out` by a run on another day
+    earlier.write(out)
     result = driving_cli(["suite", "--config", str(path)])
     assert result.returncode == 0, result.stderr[-3000:]
-    out = tmp_path / "suite"
     summary = json.loads((out / "summary.json").read_text())
     assert [(r["scenario"], r["variant"]) for r in summary] == [
         ("highway", "clean"),
         ("highway", "blur 1"),
+        ("merge", "clean"),  # gathered from the earlier run, in the registry's order
     ]
     assert {r["winner"] for r in summary} <= {"CNN", "modular-vision", "tie", "undecided"}
     assert all(r["difference"]["n"] == 2 for r in summary)  # paired on the same 2 seeds
     report = (out / "report.md").read_text()
     assert "**Winner rule**" in report and "| highway | blur 1 |" in report
+    assert "| merge | clean |" in report and f"Driven {earlier.date} by `earlier`" in report
     assert (out / "highway" / "report.md").is_file()
     variants = json.loads((out / "highway" / "results.json").read_text())
     driven = {(r["variant"], r["summary"]["agent"].split(":")[0]) for r in variants}
@@ -64,6 +68,29 @@ def test_suite_trains_a_cnn_per_scenario_and_reports_winners_per_nuisance(drivin
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("): reused") == 1
     assert again.stdout.count("(same agent, code, seeds)") == 3 + 2
+
+
+def _earlier_section(scenario: str):
+    from driving.stats import Stat
+    from driving.train.suite import HeadToHead, ScenarioSection
+
+    row = HeadToHead(scenario, "clean", "0.5", "0.6", Stat(-0.1, (-0.2, -0.05), 3), "x")
+    return ScenarioSection(scenario, [row], ["table"], "2026-01-01T00:00:00+00:00", "earlier", {})
+
+
+def test_suite_sections_round_trip_and_a_damaged_one_is_named(tmp_path):
+    from driving.train.suite import gathered_sections
+    from envs.errors import UserError
+
+    _earlier_section("racetrack").write(tmp_path)
+    _earlier_section("highway").write(tmp_path)
+    assert gathered_sections(tmp_path) == [
+        _earlier_section("highway"),
+        _earlier_section("racetrack"),
+    ]
+    (tmp_path / "highway" / "suite.json").write_text("{not json")
+    with pytest.raises(UserError, match=r"highway/suite\.json: not a suite section"):
+        gathered_sections(tmp_path)
 
 
 def test_suite_bad_recipe_is_a_one_line_error(tmp_path, capsys):

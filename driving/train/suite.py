@@ -34,7 +34,11 @@ holds its report. ``OUT/report.md`` then has one table per scenario and the summ
 (scenario, nuisance) the paired difference in driving score ``CNN - modular-vision`` with its
 95% interval and the winner by :func:`driving.crossover.winner` (rule fixed before the runs).
 Everything is reused from the store when done, so the suite resumes scenario by scenario and
-agent by agent.
+agent by agent. Each scenario also leaves its summary rows and section in ``OUT/<scenario>/
+suite.json``, and ``OUT/report.md`` gathers every scenario found there, so a suite built over
+several runs (``--scenarios merge`` on one day, ``--scenarios racetrack`` on another, into one
+committed ``out``; a fresh machine has no store) still has one summary table; each section
+states the date, command and versions of the run that drove it.
 """
 
 from __future__ import annotations
@@ -235,6 +239,64 @@ class HeadToHead:
     difference: Stat
     winner: str
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``difference`` as :meth:`driving.stats.Stat.to_dict`)."""
+        return {**self.__dict__, "difference": self.difference.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HeadToHead:
+        """The inverse of :meth:`to_dict`."""
+        return cls(**{**data, "difference": Stat.from_dict(data["difference"])})
+
+
+SECTION_FILE = "suite.json"
+"""Per scenario, in ``OUT/<scenario>/``: its summary rows and report section."""
+
+
+@dataclass(frozen=True)
+class ScenarioSection:
+    """One scenario's part of the suite report, kept so later runs can gather it.
+
+    Attributes:
+        scenario: the scenario's name.
+        rows: its summary rows, clean first.
+        lines: its markdown section (heading, CNNs, clean table, nuisance rows).
+        date, command: when and by what command it was driven (ISO 8601, UTC).
+        versions: :func:`driving.versions.package_versions` of that run.
+    """
+
+    scenario: str
+    rows: list[HeadToHead]
+    lines: list[str]
+    date: str
+    command: str
+    versions: dict[str, str]
+
+    def write(self, out: Path) -> None:
+        """Write ``out/<scenario>/suite.json`` atomically."""
+        data = {**self.__dict__, "rows": [r.to_dict() for r in self.rows]}
+        (out / self.scenario).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / self.scenario / SECTION_FILE, json.dumps(data, indent=2))
+
+    @classmethod
+    def read(cls, folder: Path) -> ScenarioSection:
+        """The section in ``folder`` (a :class:`UserError` when it is unreadable)."""
+        path = folder / SECTION_FILE
+        try:
+            data = json.loads(path.read_text())
+            return cls(**{**data, "rows": [HeadToHead.from_dict(r) for r in data["rows"]]})
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise UserError(f"{path}: not a suite section ({error}); remove it") from error
+
+
+def gathered_sections(out: Path) -> list[ScenarioSection]:
+    """Every scenario section in ``out``, in the registry's scenario order."""
+    return [
+        ScenarioSection.read(out / name)
+        for name in SCENARIOS
+        if (out / name / SECTION_FILE).is_file()
+    ]
+
 
 def head_to_heads(scenario: str, results: list[ComparisonResult], cnn: str) -> list[HeadToHead]:
     """The summary rows of one scenario's results, ``cnn`` being the CNN's agent name."""
@@ -279,12 +341,11 @@ def summary_markdown(rows: list[HeadToHead]) -> list[str]:
 
 
 def run_suite(config: SuiteConfig, command: str) -> Path:
-    """Train (or reuse) each scenario's CNNs, drive every comparison, write the reports."""
+    """Train (or reuse) each scenario's CNNs, drive every comparison, write the reports
+    (``OUT/report.md`` gathers this run's scenarios and those earlier runs left in ``OUT``)."""
     started = time.perf_counter()
     out, store = Path(config.out), Store(Path(config.store))
     check_output_location(out, "out")
-    sections: list[str] = []
-    summary: list[HeadToHead] = []
     for name in config.scenarios:
         checkpoints = [scenario_cnn(config, store, name, recipe) for recipe in config.cnns]
         cnn_specs = [AgentSpec("cnn", str(ckpt)) for ckpt in checkpoints]
@@ -315,55 +376,54 @@ def run_suite(config: SuiteConfig, command: str) -> Path:
         results = drive_comparison(compare)
         report = report_comparison(compare, results, command)
         rows = head_to_heads(name, results, str(cnn_specs[0]))
-        summary += rows
         pairs = zip(config.cnns, cnn_specs, strict=True)
         names = ", ".join(f"`{recipe.name}` = `{spec}`" for recipe, spec in pairs)
         clean = [r.summary for r in results if r.variant.startswith("main: ")]
-        sections += [
-            f"## {name}",
-            "",
-            f"CNNs: {names}. Full report: [{name}/report.md]({report.relative_to(out)}).",
-            "",
-            "Clean scenario, mean [95% CI] over the episodes:",
-            "",
-            comparison_markdown(clean),
-            "",
-            *summary_markdown(rows)[2:],
-            "",
-        ]
-    versions = package_versions()
+        ScenarioSection(
+            name,
+            rows,
+            [
+                f"CNNs: {names}. Full report: [{name}/report.md]({report.relative_to(out)}).",
+                "",
+                "Clean scenario, mean [95% CI] over the episodes:",
+                "",
+                comparison_markdown(clean),
+                "",
+                *summary_markdown(rows)[2:],
+            ],
+            dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            command,
+            package_versions(),
+        ).write(out)
+    sections = gathered_sections(out)
+    summary = [row for section in sections for row in section.rows]
     minutes = (time.perf_counter() - started) / 60
     parts = [
         f"# {config.title}",
         "",
-        f"Command: `{command}`",
-        "",
-        f"Date: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}",
-        "",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
-        "",
         f"Held-out seeds: the first {config.episodes} of each scenario's evaluation range; "
-        "every agent drives the same seeds. This run (what it did not find done): "
-        f"{minutes:.1f} min wall time.",
+        "every agent drives the same seeds. Scenarios driven by this run: "
+        f"{', '.join(config.scenarios)} ({minutes:.1f} min wall time for what it did not find "
+        "done); each section below states the run that drove it.",
         "",
         "## Summary: CNN vs modular-vision per scenario and nuisance",
         "",
         *summary_markdown(summary),
         "",
-        *sections,
     ]
+    for section in sections:
+        versions = ", ".join(f"{k} {v}" for k, v in section.versions.items())
+        parts += [
+            f"## {section.scenario}",
+            "",
+            f"Driven {section.date} by `{section.command}`. Versions: {versions}.",
+            "",
+            *section.lines,
+            "",
+        ]
     report = out / "report.md"
     atomic_write_text(report, "\n".join(parts))
-    records = [
-        {
-            "scenario": r.scenario,
-            "variant": r.variant,
-            "difference": r.difference.to_dict(),
-            "winner": r.winner,
-        }
-        for r in summary
-    ]
-    atomic_write_text(out / "summary.json", json.dumps(records, indent=2))
+    atomic_write_text(out / "summary.json", json.dumps([r.to_dict() for r in summary], indent=2))
     print("\n".join(summary_markdown(summary)))
     print(f"wrote {report} ({minutes:.1f} min)")
     return report
