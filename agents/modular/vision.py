@@ -62,6 +62,7 @@ import numpy as np
 from agents.modular.perception import Detection, LaneEstimate, Percept, project
 from agents.modular.planning import EGO_LENGTH_M, EGO_WIDTH_M
 from envs.errors import UserError
+from envs.fast.drawing import HEADLIGHT_LENGTH_M, TIRE_LENGTH_M
 from envs.scenarios import Scenario
 from envs.spec import GRAY_WEIGHTS
 
@@ -74,6 +75,12 @@ SIGN_MIN_COS = 0.5
 (a decision period turns the car far less); else the headlights do."""
 HEADLIGHT_LEVEL = 200
 """Gray level at or above which a car body pixel is a headlight (a lighter patch at the front)."""
+MOTION_MIN_SHIFT_PX = 1.0
+"""The scene's shift between two frames of the stack must be at least this [px] to tell which
+way the ego car moves."""
+MOTION_MIN_CONTRAST = 0.8
+"""The travel direction is taken from the motion when the frames shifted the other way match at
+most this fraction as well (sum of squared differences of the marking masks)."""
 BOX_CENTRE_OFFSET_PX: tuple[float, float] = (1.25, 1.65)
 """Pixel offset (u, v) from the centre of a car's body pixels to its true centre (the outline is
 drawn on one side more than the other, in image axes whatever the car's heading); fitted on 100+
@@ -181,6 +188,10 @@ class VisionPerception:
         self.cu = self.spec.centering[0] * self.spec.width
         self.cv = self.spec.centering[1] * self.spec.height
         self._heading: float | None = None
+        # whether the heading's half turn is known (from the headlights, or from the motion
+        # through the stack where the scale leaves no headlights in view)
+        self._lights = headlights_drawn(self.spec.scaling)
+        self._confirmed = False
         # the last lanes seen: (lanes with centre lines in image axes [m], ego lane, age)
         self._memory: tuple[list[LaneEstimate], int, int] | None = None
         # an opening boundary seen: (its offset [m] from the ego car, +1 / -1: the added lane
@@ -201,6 +212,7 @@ class VisionPerception:
     def reset(self) -> None:
         """Forget the previous episode's heading and lanes (the memory across steps)."""
         self._heading = None
+        self._confirmed = False
         self._memory = None
         self._added = None
 
@@ -592,6 +604,8 @@ class VisionPerception:
         frames = self.frames(obs)
         speed = float(info["metrics"]["speed"])
         heading = self.heading(frames[-1])
+        if not self._lights and not self._confirmed:
+            heading = self._moving_heading(frames, heading, speed)
         bounds = self.boundaries(frames[-1], heading)
         heading = self._refined_heading(frames, bounds, heading, speed)
         self._heading = heading
@@ -621,6 +635,36 @@ class VisionPerception:
             ego_speed=speed,
             heading=heading,
         )
+
+    def _moving_heading(self, frames: np.ndarray, heading: float, speed: float) -> float:
+        """``heading`` [rad] or its reverse, whichever way the scene moved between the last two
+        frames of the ``(stack, H, W)`` gray ``frames`` at ``speed`` [m/s] (the older frame shows
+        the scene shifted forwards by the ego's travel); ``heading`` while the motion does not
+        tell (the first frame of an episode, too slow, too little structure). Once told, the
+        half turn is kept (:meth:`heading` follows the last heading); the lanes remembered
+        under the other half turn are forgotten."""
+        older, newest = frames[-2], frames[-1]
+        shift = speed * self.dt * self.spec.scaling
+        if shift < MOTION_MIN_SHIFT_PX or not older.any():
+            return heading
+        marks_old = cv2.GaussianBlur((older >= MARKING_LEVEL).astype(np.float32), (0, 0), 1.0)
+        marks_new = cv2.GaussianBlur((newest >= MARKING_LEVEL).astype(np.float32), (0, 0), 1.0)
+        h, w = newest.shape
+        m = math.ceil(shift) + 1  # leave out the border the shift brings in
+        errors = []
+        for direction in (heading, heading + math.pi):
+            move = np.float32(
+                [[1, 0, shift * math.cos(direction)], [0, 1, shift * math.sin(direction)]]
+            )
+            moved = cv2.warpAffine(marks_new, move, (w, h), flags=cv2.INTER_LINEAR)
+            errors.append(float(((moved - marks_old)[m : h - m, m : w - m] ** 2).sum()))
+        if min(errors) > MOTION_MIN_CONTRAST * max(errors):
+            return heading
+        self._confirmed = True
+        if errors[1] < errors[0]:
+            self._memory, self._added = None, None
+            return _wrap(heading + math.pi)
+        return heading
 
     def _refined_heading(
         self, frames: np.ndarray, bounds: list[Boundary], heading: float, speed: float
@@ -712,6 +756,22 @@ class VisionPerception:
         if steps == 0:
             return np.zeros(2)
         return (position - current) / (steps * self.dt)
+
+
+def headlights_drawn(scaling: float) -> bool:
+    """Whether highway-env's car sprite at ``scaling`` [px/m] shows the headlights: they are
+    ``HEADLIGHT_LENGTH_M`` long at the front of the body, whose 1 px outline is drawn over them
+    (``VehicleGraphics.display``), and vanish under it where the pixel rounding puts them on
+    the outline's column."""
+
+    def pix(length: float) -> int:
+        return int(length * scaling)
+
+    front = pix(TIRE_LENGTH_M) + pix(EGO_LENGTH_M) - 1  # the outline's column
+    return (
+        pix(HEADLIGHT_LENGTH_M) >= 1
+        and pix(TIRE_LENGTH_M + EGO_LENGTH_M - HEADLIGHT_LENGTH_M) < front
+    )
 
 
 def _wrap(angle: float) -> float:
