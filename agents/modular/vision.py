@@ -61,6 +61,7 @@ import numpy as np
 
 from agents.modular.perception import Detection, LaneEstimate, Percept, project
 from agents.modular.planning import EGO_LENGTH_M, EGO_WIDTH_M
+from agents.modular.ring import RingLanes, shift_left
 from envs.errors import UserError
 from envs.fast.drawing import HEADLIGHT_LENGTH_M, TIRE_LENGTH_M
 from envs.scenarios import Scenario
@@ -142,6 +143,10 @@ ADDED_LANE_MEMORY_M = 120.0
 ADDED_LANE_END_M = 60.0
 """An added lane, whose end is beyond the view, is taken to bend into its neighbour from this
 far ahead [m] on (what the planner reads as a lane that ends: never a lane-change target)."""
+RING_EXITS: dict[str, float] = {"roundabout": -math.pi / 2}
+"""Scenarios whose road is a roundabout, and the heading [rad] in the image of the exit road
+their route leaves the ring by (the driver's instruction: ``roundabout`` takes the exit heading
+north); their lanes come from :class:`~agents.modular.ring.RingLanes`."""
 MATCH_GATE_M: tuple[float, float] = (4.0, 2.0)
 """Largest per-frame relative displacement (along, across the ego heading) [m] of a matched
 car."""
@@ -197,6 +202,14 @@ class VisionPerception:
         # an opening boundary seen: (its offset [m] from the ego car, +1 / -1: the added lane
         # lies to its right / left, metres left to remember it)
         self._added: tuple[float, int, float] | None = None
+        exit_heading = RING_EXITS.get(scenario.name)
+        self._ring = (
+            None
+            if exit_heading is None
+            else RingLanes(
+                exit_heading, DEFAULT_LANE_WIDTH_M, self.spec.scaling, (self.cu, self.cv)
+            )
+        )
         vs, us = np.mgrid[0 : self.spec.height, 0 : self.spec.width]
         sigma = DIRECTION_RADIUS_M * self.spec.scaling
         self._weight = np.exp(
@@ -215,6 +228,8 @@ class VisionPerception:
         self._confirmed = False
         self._memory = None
         self._added = None
+        if self._ring is not None:
+            self._ring.reset()
 
     # -- pixels -> frames -----------------------------------------------------------------------
     def frames(self, obs: np.ndarray) -> np.ndarray:
@@ -612,6 +627,11 @@ class VisionPerception:
         lanes, ego_lane = self._remembered(
             *self.lanes(bounds, heading, speed * self.dt), heading, speed
         )
+        if not self._lights and not self._confirmed:
+            # the half turn is not known yet (the first frame): nothing is placed
+            return Percept(ego_speed=speed, heading=heading)
+        if self._ring is not None:
+            lanes, ego_lane = self._ring_lanes(frames[-1], bounds, heading, speed, lanes, ego_lane)
         boxes = [self.boxes(f, heading) for f in frames]
         c, s = math.cos(heading), math.sin(heading)
         detections = []
@@ -665,6 +685,36 @@ class VisionPerception:
             self._memory, self._added = None, None
             return _wrap(heading + math.pi)
         return heading
+
+    def _ring_lanes(
+        self,
+        frame: np.ndarray,
+        bounds: list[Boundary],
+        heading: float,
+        speed: float,
+        lanes: list[LaneEstimate],
+        ego_lane: int,
+    ) -> tuple[list[LaneEstimate], int]:
+        """On a roundabout, the route's lane through it (:class:`~agents.modular.ring.RingLanes`)
+        as the only lane, from the ``(H, W)`` gray ``frame``, its ``bounds`` and the ego's
+        ``heading`` [rad] and ``speed`` [m/s]; ``lanes`` and ``ego_lane`` (the road's lanes, as
+        found) before the ring is seen or where the route's lane holds no point near the ego."""
+        assert self._ring is not None
+        travel = speed * self.dt * np.array([math.cos(heading), math.sin(heading)])
+        ring = self._ring.update([b.points for b in bounds], travel)
+        width = DEFAULT_LANE_WIDTH_M
+        kerbs = [b for b in bounds if 0.5 < b.offset < width]
+        entry = shift_left(min(kerbs, key=lambda b: b.offset).points, width / 2) if kerbs else None
+        if ring is None:
+            line = entry
+        else:
+            exit_line = self._ring.exit_lane(frame >= MARKING_LEVEL, ring)
+            line = self._ring.lane(ring, entry, exit_line)
+        if line is None or len(line) < 2:
+            return lanes, ego_lane
+        c, s = math.cos(heading), math.sin(heading)
+        ego = np.stack([c * line[:, 0] + s * line[:, 1], -s * line[:, 0] + c * line[:, 1]], 1)
+        return [LaneEstimate(index=-1, width=width, centerline=ego)], 0
 
     def _refined_heading(
         self, frames: np.ndarray, bounds: list[Boundary], heading: float, speed: float
