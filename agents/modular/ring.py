@@ -27,21 +27,35 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 RING_RADIUS_M: tuple[float, float] = (12.0, 40.0)
 """Radii [m] of the circles taken for a ring's boundaries."""
-RING_FIT_MAX_RMS_M = 0.25
-"""Largest RMS distance [m] of a boundary's points to its fitted circle."""
-RING_FIT_MIN_TURN_RAD = math.radians(15.0)
-"""A boundary fitted with a circle must turn at least this much [rad] along its trace (a nearly
-straight line fits any large circle)."""
-RING_SIGHT_MIN_TURN_RAD = math.radians(30.0)
-"""A ring is first taken from two circles about the same centre, of boundaries that each turn at
-least this much [rad] (more than an entry's curve does)."""
+HOUGH_CELL_M = 0.5
+"""Cell size [m] of the accumulator in which the marking pixels vote for the ring's centre."""
+HOUGH_REACH_M = 45.0
+"""The accumulator spans this far [m] from the ego car each way (a ring's centre may lie
+outside the view)."""
+CIRCLE_BAND_M = 0.5
+"""Marking pixels within this distance [m] of a circle's radius are its points."""
+CIRCLE_MAX_RMS_M = 0.22
+"""Largest RMS distance [m] of a circle's points to it: a drawn circle's points lie closer
+(pixel rounding), scattered markings that cross the band are spread evenly over it."""
+COVER_BIN_DEG = 5.0
+"""Width [deg] of the bins of bearing (from the centre) in which a circle's cover is counted."""
+CIRCLE_MIN_COVER_RAD = math.radians(40.0)
+"""A circle must hold points over at least this much [rad] of its arc..."""
+CIRCLE_MIN_SEEN = 0.85
+"""...and over at least this fraction of the part of its arc in the frame: a ring's circles are
+drawn whole (its dashes are shorter than a bin), whereas the curves of the roads that enter and
+leave it, which fit circles over part of their length, leave the circle they fit within the
+frame."""
+RING_CONFIRM_FRAMES = 2
+"""A ring is taken once found in this many consecutive frames about the same centre (moved
+by the ego's travel)."""
 RING_CENTRE_GATE_M = 3.0
-"""Fitted centres farther than this [m] from the ring's centre (as followed from the last frame,
-else their median) are not the ring's."""
+"""A ring found farther than this [m] from the one followed from the last frame is not it."""
 EXIT_MIN_LENGTH_M = 6.0
 """The exit's markings must extend this far [m] along the exit heading to be followed."""
 EXIT_SECTOR_RAD = math.radians(45.0)
@@ -68,22 +82,124 @@ class Ring:
     radius: float
 
 
-def fit_circle(points: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Least-squares circle (Kasa's algebraic fit) through ``points`` ``(N, 2)`` [m], ``N >= 3``:
-    ``(centre (2,), radius, RMS distance of the points to it)`` [m]."""
-    x, y = points[:, 0], points[:, 1]
-    a = np.stack([2 * x, 2 * y, np.ones_like(x)], axis=1)
-    (cx, cy, c), *_ = np.linalg.lstsq(a, x**2 + y**2, rcond=None)
-    radius = math.sqrt(max(c + cx**2 + cy**2, 0.0))
-    rms = float(np.sqrt(np.mean((np.hypot(x - cx, y - cy) - radius) ** 2)))
-    return np.array([cx, cy]), radius, rms
+def find_ring(
+    marks: np.ndarray,
+    scaling: float,
+    centre_px: tuple[float, float],
+    near: np.ndarray | None = None,
+) -> Ring | None:
+    """The ring whose concentric circles the ``(H, W)`` bool marking mask shows, or None.
+
+    Each marking pixel votes for the points a ring radius (``RING_RADIUS_M``) away along its
+    normal (the structure tensor's major axis), both ways; the accumulator's peak (within
+    ``RING_CENTRE_GATE_M`` of ``near`` ``(2,)`` [m], image axes, where given) is the candidate
+    centre. The radial histogram of the markings about it gives the circles, whose centre is
+    then refined by a least-squares fit of concentric circles (Kasa's algebraic fit with one
+    constant per circle). The ring needs two circles or more that pass ``CIRCLE_MAX_RMS_M`` and
+    ``CIRCLE_MIN_COVER_RAD`` and ``CIRCLE_MIN_SEEN``.
+
+    Args:
+        marks: marking mask of the frame.
+        scaling: the frame's scale [px/m].
+        centre_px: ``(u, v)`` [px] of the ego car in the image.
+        near: the ring's centre as predicted from the last frame, if any.
+    """
+    rows, cols = np.nonzero(marks)
+    if len(rows) < 10:
+        return None
+    blurred = cv2.GaussianBlur(marks.astype(np.float32), (0, 0), 1.0)
+    gx = cv2.Sobel(blurred, cv2.CV_32F, 1, 0)
+    gy = cv2.Sobel(blurred, cv2.CV_32F, 0, 1)
+    jxx, jyy, jxy = (cv2.GaussianBlur(g, (0, 0), 1.5) for g in (gx * gx, gy * gy, gx * gy))
+    theta = 0.5 * np.arctan2(2 * jxy[rows, cols], jxx[rows, cols] - jyy[rows, cols])
+    normal = np.stack([np.cos(theta), np.sin(theta)], axis=1)
+    pts = np.stack(
+        [(cols + 0.5 - centre_px[0]) / scaling, (rows + 0.5 - centre_px[1]) / scaling], 1
+    )
+    reach = np.arange(*RING_RADIUS_M, HOUGH_CELL_M)
+    reach = np.concatenate([-reach, reach])
+    votes = (pts[:, None, :] + reach[None, :, None] * normal[:, None, :]).reshape(-1, 2)
+    cells = np.floor((votes + HOUGH_REACH_M) / HOUGH_CELL_M).astype(int)
+    size = int(2 * HOUGH_REACH_M / HOUGH_CELL_M)
+    inside = np.all((cells >= 0) & (cells < size), axis=1)
+    acc = np.zeros((size, size), np.float32)
+    np.add.at(acc, (cells[inside, 1], cells[inside, 0]), 1.0)
+    acc = cv2.GaussianBlur(acc, (0, 0), 1.5)
+    grid = (np.arange(size) + 0.5) * HOUGH_CELL_M - HOUGH_REACH_M
+    if near is not None:
+        far = np.hypot(grid[None, :] - near[0], grid[:, None] - near[1]) > RING_CENTRE_GATE_M
+        acc[far] = 0.0
+    if not acc.any():
+        return None
+    k_row, k_col = np.unravel_index(int(np.argmax(acc)), acc.shape)
+    centre = np.array([grid[k_col], grid[k_row]])
+    radii: list[float] = []
+    for _ in range(3):  # radial peaks -> concentric fit -> radial peaks about the new centre
+        dist = np.hypot(*(pts - centre).T)
+        radii = _radial_peaks(dist, 1.0 / scaling)
+        if not radii:
+            return None
+        centre, radii = _concentric_fit(pts, dist, radii)
+    dist = np.hypot(*(pts - centre).T)
+    h, w = marks.shape
+    bins = np.radians(np.arange(0.0, 360.0, COVER_BIN_DEG) + COVER_BIN_DEG / 2)
+    circles = []
+    for r in radii:
+        on = np.abs(dist - r) < CIRCLE_BAND_M
+        if not on.any():
+            continue
+        rms = float(np.sqrt(np.mean((dist[on] - r) ** 2)))
+        bearing = np.degrees(np.arctan2(pts[on, 1] - centre[1], pts[on, 0] - centre[0]))
+        covered = np.zeros(len(bins), dtype=bool)
+        covered[np.floor(bearing / COVER_BIN_DEG).astype(int) % len(bins)] = True
+        # the bins whose middle lies in the frame, 1 m inside its border
+        u = (centre[0] + r * np.cos(bins)) * scaling + centre_px[0]
+        v = (centre[1] + r * np.sin(bins)) * scaling + centre_px[1]
+        margin = scaling
+        visible = (u > margin) & (u < w - margin) & (v > margin) & (v < h - margin)
+        cover = math.radians(COVER_BIN_DEG * covered.sum())
+        seen = (covered & visible).sum() / max(visible.sum(), 1)
+        if rms < CIRCLE_MAX_RMS_M and cover >= CIRCLE_MIN_COVER_RAD and seen >= CIRCLE_MIN_SEEN:
+            circles.append(r)
+    if len(circles) < 2:
+        return None
+    return Ring(centre=centre, radius=max(circles))
 
 
-def _turn(points: np.ndarray) -> float:
-    """Total turn [rad] of a polyline ``(K, 2)`` between its first and last chords."""
-    k = max(len(points) // 4, 1)
-    a, b = points[k] - points[0], points[-1] - points[-1 - k]
-    return abs(math.remainder(math.atan2(b[1], b[0]) - math.atan2(a[1], a[0]), 2 * math.pi))
+def _radial_peaks(dist: np.ndarray, resolution: float) -> list[float]:
+    """Radii [m] at which the distances ``dist`` ``(N,)`` [m] of marking pixels from a centre
+    cluster (a histogram of ``resolution``-wide bins, peaks 2 m apart at least, within
+    ``RING_RADIUS_M``)."""
+    lo, hi = RING_RADIUS_M
+    edges = np.arange(lo - 2.0, hi + 2.0, resolution)
+    counts, _ = np.histogram(dist, edges)
+    smooth = np.convolve(counts, np.ones(3), mode="same")
+    peaks: list[float] = []
+    for k in np.argsort(-smooth, kind="stable"):
+        if smooth[k] < 10:
+            break
+        r = (edges[k] + edges[k + 1]) / 2
+        if lo <= r <= hi and all(abs(r - p) > 2.0 for p in peaks):
+            peaks.append(float(r))
+    return sorted(peaks)
+
+
+def _concentric_fit(
+    pts: np.ndarray, dist: np.ndarray, radii: list[float]
+) -> tuple[np.ndarray, list[float]]:
+    """The common centre ``(2,)`` [m] and radii [m] of concentric circles fitted (least squares,
+    algebraic) to the points ``pts`` ``(N, 2)`` [m] within ``CIRCLE_BAND_M`` of each of
+    ``radii`` (``dist``: their distances from the current centre)."""
+    rows, rhs = [], []
+    for k, r in enumerate(radii):
+        q = pts[np.abs(dist - r) < CIRCLE_BAND_M]
+        a = np.zeros((len(q), 2 + len(radii)))
+        a[:, 0], a[:, 1], a[:, 2 + k] = 2 * q[:, 0], 2 * q[:, 1], 1.0
+        rows.append(a)
+        rhs.append((q**2).sum(axis=1))
+    sol, *_ = np.linalg.lstsq(np.concatenate(rows), np.concatenate(rhs), rcond=None)
+    centre = sol[:2]
+    return centre, [math.sqrt(max(c + centre @ centre, 0.0)) for c in sol[2:]]
 
 
 def shift_left(line: np.ndarray, distance: float) -> np.ndarray:
@@ -126,57 +242,39 @@ class RingLanes:
         self.scaling = scaling
         self.centre_px = centre_px
         self.ring: Ring | None = None
+        # before the ring is taken: its centre [m] in the last frame and in how many
+        # consecutive frames it was found there
+        self._sighting: tuple[np.ndarray, int] | None = None
 
     def reset(self) -> None:
         """Forget the ring of the last episode."""
         self.ring = None
+        self._sighting = None
 
-    def update(self, boundaries: list[np.ndarray], travel: np.ndarray) -> Ring | None:
+    def update(self, marks: np.ndarray, travel: np.ndarray) -> Ring | None:
         """Follow the ring by the ego's ``travel`` ``(2,)`` [m] (image axes) since the last frame
-        and refit it to this frame's traced ``boundaries`` (each ``(K, 2)`` [m]); the ring, or
-        None while none has been seen."""
+        and find it again in this frame's ``(H, W)`` bool marking mask (:func:`find_ring`);
+        the ring, or None while none has been taken (``RING_CONFIRM_FRAMES``)."""
         predicted = None if self.ring is None else self.ring.centre - travel
-        fits = []
-        for line in boundaries:
-            if len(line) < 8 or _turn(line) < RING_FIT_MIN_TURN_RAD:
-                continue
-            centre, radius, rms = fit_circle(line)
-            if RING_RADIUS_M[0] < radius < RING_RADIUS_M[1] and rms < RING_FIT_MAX_RMS_M:
-                fits.append((centre, radius, len(line), _turn(line)))
-        if predicted is None:
-            # a first sighting: two circles or more of different radii share the centre (a
-            # lone arc of an entry's curve fits a circle too)
-            predicted = next(
-                (
-                    c
-                    for c, r, _, turn in fits
-                    if turn >= RING_SIGHT_MIN_TURN_RAD
-                    and any(
-                        np.linalg.norm(c - c2) < RING_CENTRE_GATE_M / 2
-                        and abs(r - r2) > 2.0
-                        and turn2 >= RING_SIGHT_MIN_TURN_RAD
-                        for c2, r2, _, turn2 in fits
-                    )
-                ),
-                None,
-            )
-        kept = [
-            f
-            for f in fits
-            if predicted is not None and np.linalg.norm(f[0] - predicted) < RING_CENTRE_GATE_M
-        ]
-        if kept:
-            weights = np.array([f[2] for f in kept], dtype=float)
-            centre = np.average(np.array([f[0] for f in kept]), axis=0, weights=weights)
-            radius = max(f[1] for f in kept)
-            if self.ring is not None and radius < self.ring.radius + 1.0:
-                # the outer circle again (averaged), else an inner one: the outer as it was
-                last = self.ring.radius
-                radius = last + 0.2 * (radius - last) if abs(radius - last) < 1.0 else last
-            self.ring = Ring(centre=centre, radius=radius)
+        found = find_ring(marks, self.scaling, self.centre_px, predicted)
+        if self.ring is None:
+            # a first sighting: taken once it holds its place over consecutive frames
+            last = self._sighting
+            if found is None:
+                self._sighting = None
+            elif last is not None and np.linalg.norm(found.centre - (last[0] - travel)) < 1.0:
+                self._sighting = (found.centre, last[1] + 1)
+            else:
+                self._sighting = (found.centre, 1)
+            if self._sighting is not None and self._sighting[1] >= RING_CONFIRM_FRAMES:
+                self.ring = found
             return self.ring
-        if predicted is not None and self.ring is not None:
+        if found is None:
             self.ring = Ring(centre=predicted, radius=self.ring.radius)
+        else:
+            # the outer circle is not seen in every frame: the largest one seen is kept
+            radius = found.radius if found.radius > self.ring.radius - 1.0 else self.ring.radius
+            self.ring = Ring(centre=found.centre, radius=radius)
         return self.ring
 
     def exit_lane(self, marks: np.ndarray, ring: Ring) -> np.ndarray | None:

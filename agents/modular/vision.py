@@ -701,14 +701,15 @@ class VisionPerception:
         found) before the ring is seen or where the route's lane holds no point near the ego."""
         assert self._ring is not None
         travel = speed * self.dt * np.array([math.cos(heading), math.sin(heading)])
-        ring = self._ring.update([b.points for b in bounds], travel)
+        marks = frame >= MARKING_LEVEL
+        ring = self._ring.update(marks, travel)
         width = DEFAULT_LANE_WIDTH_M
         kerbs = [b for b in bounds if 0.5 < b.offset < width]
         entry = shift_left(min(kerbs, key=lambda b: b.offset).points, width / 2) if kerbs else None
         if ring is None:
             line = entry
         else:
-            exit_line = self._ring.exit_lane(frame >= MARKING_LEVEL, ring)
+            exit_line = self._ring.exit_lane(marks, ring)
             line = self._ring.lane(ring, entry, exit_line)
         if line is None or len(line) < 2:
             return lanes, ego_lane
