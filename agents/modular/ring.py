@@ -58,6 +58,9 @@ RING_CENTRE_GATE_M = 3.0
 """A ring found farther than this [m] from the one followed from the last frame is not it."""
 EXIT_MIN_LENGTH_M = 6.0
 """The exit's markings must extend this far [m] along the exit heading to be followed."""
+EXIT_KERB_STEP_M = 1.0
+"""The exit's kerb moves at most this far [m] sideways from one metre along the exit heading to
+the next (where it leaves the ring it runs at 45 degrees to the exit heading, or less)."""
 EXIT_SECTOR_RAD = math.radians(45.0)
 """The exit road lies within this angle [rad] of the exit heading as seen from the ring's
 centre (a ring's roads leave it about radially; the next roads are a quarter turn away)."""
@@ -282,9 +285,10 @@ class RingLanes:
         where it is not in view. ``marks``: the ``(H, W)`` bool marking mask.
 
         The exit road leaves the ring in its own direction: its markings lie outside the ring
-        within ``EXIT_SECTOR_RAD`` of the exit heading as seen from the ring's centre, where the
-        right-most marking at each metre along the exit heading is its kerb; the lane is half a
-        lane left of it."""
+        within ``EXIT_SECTOR_RAD`` of the exit heading as seen from the ring's centre, where its
+        kerb is the right-most marking at the far end, followed back towards the ring metre by
+        metre along the exit heading (``EXIT_KERB_STEP_M``); the lane is half a lane left of
+        it."""
         s, (cu, cv) = self.scaling, self.centre_px
         rows, cols = np.nonzero(marks)
         pts = np.stack([(cols + 0.5 - cu) / s, (rows + 0.5 - cv) / s], axis=1)
@@ -300,15 +304,20 @@ class RingLanes:
         if len(along) == 0 or np.ptp(along) < EXIT_MIN_LENGTH_M:
             return None
         bins = np.floor(along / ARC_SPACING_M).astype(int)
-        stations = np.unique(bins)
-        kerb = []
-        for b in stations:  # the right-most marking of each bin
+        kerb: list[np.ndarray] = []
+        # from the far end of the road in view towards the ring: the right-most marking of each
+        # bin that continues the kerb (the markings near the ring in the sector's corners are
+        # other roads' and the ring's)
+        for b in np.unique(bins)[::-1]:
             k = np.flatnonzero(bins == b)
+            if kerb:
+                last = kerb[-1] @ right
+                k = k[np.abs(side[k] - last) < EXIT_KERB_STEP_M]
+                if not len(k):
+                    break
             j = k[np.argmax(side[k])]
             kerb.append(along[j] * heading + side[j] * right)
-        line = np.array(kerb)
-        if len(line) < 3:
-            return None
+        line = np.array(kerb[::-1])
         return shift_left(line, self.lane_width / 2)
 
     def arc(self, ring: Ring, start: np.ndarray, length: float) -> np.ndarray:
