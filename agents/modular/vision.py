@@ -844,8 +844,9 @@ def _peaks(values: np.ndarray, limit: float, resolution: float) -> list[float]:
         if smooth[k] < SEED_MIN_PIXELS:
             break
         centre = (edges[k] + edges[k + 1]) / 2
-        if all(abs(centre - o) >= 1.5 for o in out):
-            near = values[np.abs(values - centre) < 0.5]
+        near = values[np.abs(values - centre) < 0.5]
+        # at a scale under 3 px/m the smoothed peak may hold no value within 0.5 m of its bin
+        if len(near) and all(abs(centre - o) >= 1.5 for o in out):
             out.append(float(near.mean()))
     return sorted(out)
 
