@@ -203,6 +203,50 @@ def test_vision_heading_faces_the_way_the_car_drives_without_headlights():
     env.close()
 
 
+def test_vision_finds_the_roundabout_ring_and_follows_the_route_through_it():
+    # roundabout-generic's ring is centred on the world origin, its outer edge 26 m out (the
+    # outer lane at 24 m, 4 m wide); the ring is found where it is, and the route's lane
+    # (entry, ring, exit) lies on the true one ahead of the car
+    scenario = get_scenario("roundabout").with_overrides({"vehicles_count": 2})
+    env, oracle = envs.make(scenario), make_oracle_agent(scenario)
+    obs, info = env.reset(seed=100_000)
+    vision = VisionPerception(scenario)
+    sightings, errors = 0, []
+    for _ in range(scenario.steps_per_episode):
+        found = vision.perceive(obs, {"metrics": info["metrics"]})  # no scene
+        truth = OraclePerception().perceive(obs, info)
+        ring = vision._ring.ring if vision._ring is not None else None
+        if ring is not None and np.linalg.norm(info["scene"].ego.position) < 40.0:
+            # (followed by the car's own motion once it is out of view, it drifts)
+            sightings += 1
+            assert np.linalg.norm(info["scene"].ego.position + ring.centre) < 1.0
+            assert abs(ring.radius - 26.0) < 1.0
+        if found.lanes and truth.ego_lane >= 0:
+            # the true lane 8 m ahead, in the frame vision estimated, against vision's lane
+            true_line = truth.lanes[truth.ego_lane].centerline
+            s0, _ = project(true_line, np.zeros(2))
+            arc = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(true_line, axis=0).T))])
+            point = np.array([np.interp(s0 + 8.0, arc, true_line[:, i]) for i in (0, 1)])
+            turn = truth.heading - found.heading
+            c, s = math.cos(turn), math.sin(turn)
+            seen = np.array([c * point[0] - s * point[1], s * point[0] + c * point[1]])
+            errors.append(abs(project(found.lanes[found.ego_lane].centerline, seen)[1]))
+        obs, _, terminated, truncated, info = env.step(oracle.act(obs, info))
+        if terminated or truncated:
+            break
+    env.close()
+    assert info["metrics"]["goal"] == 1.0
+    assert sightings > 40
+    assert np.mean(np.asarray(errors) < 1.0) >= 0.9
+
+
+def test_vision_drives_the_roundabout_to_its_exit():
+    scenario = get_scenario("roundabout").with_overrides({"vehicles_count": 2})
+    (ep,) = rollout(make_vision_agent(scenario), scenario, [100_000])
+    assert ep.terminated and ep.metrics["goal"][-1] == 1.0
+    assert ep.metrics["crashed"].max() == 0 and ep.metrics["on_road"].min() == 1.0
+
+
 def test_agent_specs_take_their_arguments_only():
     with pytest.raises(UserError, match="no argument"):
         make_oracle_agent(get_scenario("highway"), "x")

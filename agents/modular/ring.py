@@ -6,17 +6,20 @@ curvature beyond the traced markings nor knows which of the roads that branch of
 take, and at the entry the lane's left boundary splits around the island between the entry and
 the exit beside it. :class:`RingLanes` builds the lane the route takes instead:
 
-- **the ring**: circles are fitted to the traced boundaries (least squares); those of ring-like
-  radius that share a centre are the ring's, whose centre is then followed from frame to frame
-  by the ego's own motion (the frames are world-aligned) and refined by each new fit. The ego's
-  ring lane is the outer one (the entries join it), half a lane inside the largest ring
-  circle, driven with the centre on the left (right-hand traffic);
+- **the ring**: the marking pixels vote, along their normals, for the centre of the circles
+  they lie on (a Hough transform over ring-like radii); the radii at which the markings cluster
+  about the best-voted centre are the ring's circles, fitted together as concentric circles
+  (:func:`find_ring`). A ring is taken once found about the same place in consecutive frames,
+  then followed from frame to frame by the ego's own motion (the frames are world-aligned) and
+  found again near where it is expected. The ego's ring lane is the outer one (the entries join
+  it), half a lane inside the largest ring circle, driven with the centre on the left
+  (right-hand traffic);
 - **the entry**: the ego lane's right boundary (the entry's kerb, which leads onto the ring),
   half a lane to its left, up to where it reaches the ring lane, then the ring lane;
-- **the exit**: the marking curves outside the ring that run in the route's exit heading (a
-  driver's instruction, e.g. "take the exit heading north"), the right-most of them being the
-  exit's kerb: the ring lane up to where the exit lane, half a lane left of that kerb, starts,
-  then the exit lane.
+- **the exit**: the markings outside the ring in the direction of the route's exit heading (a
+  driver's instruction, e.g. "take the exit heading north"), of which the right-most at the far
+  end, followed back towards the ring, is the exit's kerb: the ring lane up to where the exit
+  lane, half a lane left of that kerb, starts, then the exit lane.
 
 All points are in image axes [m] centred on the ego car (x right, y down), like the boundaries of
 :class:`~agents.modular.vision.Boundary`.
@@ -52,8 +55,10 @@ drawn whole (its dashes are shorter than a bin), whereas the curves of the roads
 leave it, which fit circles over part of their length, leave the circle they fit within the
 frame."""
 RING_CONFIRM_FRAMES = 2
-"""A ring is taken once found in this many consecutive frames about the same centre (moved
-by the ego's travel)."""
+"""A ring is taken once found in this many consecutive frames about the same centre (within
+``RING_CONFIRM_M``, moved by the ego's travel)."""
+RING_CONFIRM_M = 1.0
+"""Largest move [m] of the centre between the frames that confirm a ring."""
 RING_CENTRE_GATE_M = 3.0
 """A ring found farther than this [m] from the one followed from the last frame is not it."""
 EXIT_MIN_LENGTH_M = 6.0
@@ -265,7 +270,7 @@ class RingLanes:
             last = self._sighting
             if found is None:
                 self._sighting = None
-            elif last is not None and np.linalg.norm(found.centre - (last[0] - travel)) < 1.0:
+            elif last is not None and np.hypot(*(found.centre + travel - last[0])) < RING_CONFIRM_M:
                 self._sighting = (found.centre, last[1] + 1)
             else:
                 self._sighting = (found.centre, 1)
