@@ -19,7 +19,7 @@ from agents.modular.perception import (
     project_points,
 )
 from agents.modular.planning import Planner, PlannerConfig, PlannerState, _Lane
-from agents.modular.vision import VisionPerception
+from agents.modular.vision import VisionPerception, headlights_drawn
 from driving.perception import in_view
 from driving.rollout import rollout
 from envs.errors import UserError
@@ -180,6 +180,71 @@ def test_vision_fits_the_curved_lanes_of_a_racetrack_bend():
     env.close()
     assert abs(info["metrics"]["heading"]) > 0.5  # it did turn
     assert np.mean(np.asarray(ahead_errors) < 1.0) >= 0.8
+
+
+def test_vision_heading_faces_the_way_the_car_drives_without_headlights():
+    # at the roundabout's 2.5 px/m the cars' outline covers their headlights: the half turn of
+    # the heading comes from the motion through the stack, from the second frame on
+    scenario = get_scenario("roundabout").with_overrides({"duration": 3})
+    assert not headlights_drawn(scenario.observation.scaling)
+    assert headlights_drawn(get_scenario("highway").observation.scaling)
+    env, oracle = envs.make(scenario), make_oracle_agent(scenario)
+    obs, info = env.reset(seed=100_000)
+    vision = VisionPerception(scenario)
+    for step in range(10):
+        found = vision.perceive(obs, {"metrics": info["metrics"]})  # no scene
+        truth = OraclePerception().perceive(obs, info)
+        if step == 0:
+            assert not found.lanes and not found.detections  # the half turn is not known yet
+        else:
+            assert abs(math.remainder(found.heading - truth.heading, 2 * math.pi)) < 0.2
+        obs, _, terminated, truncated, info = env.step(oracle.act(obs, info))
+        assert not (terminated or truncated)
+    env.close()
+
+
+def test_vision_finds_the_roundabout_ring_and_follows_the_route_through_it():
+    # roundabout-generic's ring is centred on the world origin, its outer edge 26 m out (the
+    # outer lane at 24 m, 4 m wide); the ring is found where it is, and the route's lane
+    # (entry, ring, exit) lies on the true one ahead of the car
+    scenario = get_scenario("roundabout").with_overrides({"vehicles_count": 2})
+    env, oracle = envs.make(scenario), make_oracle_agent(scenario)
+    obs, info = env.reset(seed=100_000)
+    vision = VisionPerception(scenario)
+    sightings, errors = 0, []
+    for _ in range(scenario.steps_per_episode):
+        found = vision.perceive(obs, {"metrics": info["metrics"]})  # no scene
+        truth = OraclePerception().perceive(obs, info)
+        ring = vision._ring.ring if vision._ring is not None else None
+        if ring is not None and np.linalg.norm(info["scene"].ego.position) < 40.0:
+            # (followed by the car's own motion once it is out of view, it drifts)
+            sightings += 1
+            assert np.linalg.norm(info["scene"].ego.position + ring.centre) < 1.0
+            assert abs(ring.radius - 26.0) < 1.0
+        if found.lanes and truth.ego_lane >= 0:
+            # the true lane 8 m ahead, in the frame vision estimated, against vision's lane
+            true_line = truth.lanes[truth.ego_lane].centerline
+            s0, _ = project(true_line, np.zeros(2))
+            arc = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(true_line, axis=0).T))])
+            point = np.array([np.interp(s0 + 8.0, arc, true_line[:, i]) for i in (0, 1)])
+            turn = truth.heading - found.heading
+            c, s = math.cos(turn), math.sin(turn)
+            seen = np.array([c * point[0] - s * point[1], s * point[0] + c * point[1]])
+            errors.append(abs(project(found.lanes[found.ego_lane].centerline, seen)[1]))
+        obs, _, terminated, truncated, info = env.step(oracle.act(obs, info))
+        if terminated or truncated:
+            break
+    env.close()
+    assert info["metrics"]["goal"] == 1.0
+    assert sightings > 40
+    assert np.mean(np.asarray(errors) < 1.0) >= 0.9
+
+
+def test_vision_drives_the_roundabout_to_its_exit():
+    scenario = get_scenario("roundabout").with_overrides({"vehicles_count": 2})
+    (ep,) = rollout(make_vision_agent(scenario), scenario, [100_000])
+    assert ep.terminated and ep.metrics["goal"][-1] == 1.0
+    assert ep.metrics["crashed"].max() == 0 and ep.metrics["on_road"].min() == 1.0
 
 
 def test_agent_specs_take_their_arguments_only():

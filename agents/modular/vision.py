@@ -61,7 +61,9 @@ import numpy as np
 
 from agents.modular.perception import Detection, LaneEstimate, Percept, project
 from agents.modular.planning import EGO_LENGTH_M, EGO_WIDTH_M
+from agents.modular.ring import RingLanes, shift_left
 from envs.errors import UserError
+from envs.fast.drawing import HEADLIGHT_LENGTH_M, TIRE_LENGTH_M
 from envs.scenarios import Scenario
 from envs.spec import GRAY_WEIGHTS
 
@@ -74,6 +76,12 @@ SIGN_MIN_COS = 0.5
 (a decision period turns the car far less); else the headlights do."""
 HEADLIGHT_LEVEL = 200
 """Gray level at or above which a car body pixel is a headlight (a lighter patch at the front)."""
+MOTION_MIN_SHIFT_PX = 1.0
+"""The scene's shift between two frames of the stack must be at least this [px] to tell which
+way the ego car moves."""
+MOTION_MIN_CONTRAST = 0.8
+"""The travel direction is taken from the motion when the frames shifted the other way match at
+most this fraction as well (sum of squared differences of the marking masks)."""
 BOX_CENTRE_OFFSET_PX: tuple[float, float] = (1.25, 1.65)
 """Pixel offset (u, v) from the centre of a car's body pixels to its true centre (the outline is
 drawn on one side more than the other, in image axes whatever the car's heading); fitted on 100+
@@ -135,6 +143,10 @@ ADDED_LANE_MEMORY_M = 120.0
 ADDED_LANE_END_M = 60.0
 """An added lane, whose end is beyond the view, is taken to bend into its neighbour from this
 far ahead [m] on (what the planner reads as a lane that ends: never a lane-change target)."""
+RING_EXITS: dict[str, float] = {"roundabout": -math.pi / 2}
+"""Scenarios whose road is a roundabout, and the heading [rad] in the image of the exit road
+their route leaves the ring by (the driver's instruction: ``roundabout`` takes the exit heading
+north); their lanes come from :class:`~agents.modular.ring.RingLanes`."""
 MATCH_GATE_M: tuple[float, float] = (4.0, 2.0)
 """Largest per-frame relative displacement (along, across the ego heading) [m] of a matched
 car."""
@@ -181,11 +193,23 @@ class VisionPerception:
         self.cu = self.spec.centering[0] * self.spec.width
         self.cv = self.spec.centering[1] * self.spec.height
         self._heading: float | None = None
+        # whether the heading's half turn is known (from the headlights, or from the motion
+        # through the stack where the scale leaves no headlights in view)
+        self._lights = headlights_drawn(self.spec.scaling)
+        self._confirmed = False
         # the last lanes seen: (lanes with centre lines in image axes [m], ego lane, age)
         self._memory: tuple[list[LaneEstimate], int, int] | None = None
         # an opening boundary seen: (its offset [m] from the ego car, +1 / -1: the added lane
         # lies to its right / left, metres left to remember it)
         self._added: tuple[float, int, float] | None = None
+        exit_heading = RING_EXITS.get(scenario.name)
+        self._ring = (
+            None
+            if exit_heading is None
+            else RingLanes(
+                exit_heading, DEFAULT_LANE_WIDTH_M, self.spec.scaling, (self.cu, self.cv)
+            )
+        )
         vs, us = np.mgrid[0 : self.spec.height, 0 : self.spec.width]
         sigma = DIRECTION_RADIUS_M * self.spec.scaling
         self._weight = np.exp(
@@ -201,8 +225,11 @@ class VisionPerception:
     def reset(self) -> None:
         """Forget the previous episode's heading and lanes (the memory across steps)."""
         self._heading = None
+        self._confirmed = False
         self._memory = None
         self._added = None
+        if self._ring is not None:
+            self._ring.reset()
 
     # -- pixels -> frames -----------------------------------------------------------------------
     def frames(self, obs: np.ndarray) -> np.ndarray:
@@ -592,12 +619,19 @@ class VisionPerception:
         frames = self.frames(obs)
         speed = float(info["metrics"]["speed"])
         heading = self.heading(frames[-1])
+        if not self._lights and not self._confirmed:
+            heading = self._moving_heading(frames, heading, speed)
         bounds = self.boundaries(frames[-1], heading)
         heading = self._refined_heading(frames, bounds, heading, speed)
         self._heading = heading
         lanes, ego_lane = self._remembered(
             *self.lanes(bounds, heading, speed * self.dt), heading, speed
         )
+        if not self._lights and not self._confirmed:
+            # the half turn is not known yet (the first frame): nothing is placed
+            return Percept(ego_speed=speed, heading=heading)
+        if self._ring is not None:
+            lanes, ego_lane = self._ring_lanes(frames[-1], bounds, heading, speed, lanes, ego_lane)
         boxes = [self.boxes(f, heading) for f in frames]
         c, s = math.cos(heading), math.sin(heading)
         detections = []
@@ -621,6 +655,67 @@ class VisionPerception:
             ego_speed=speed,
             heading=heading,
         )
+
+    def _moving_heading(self, frames: np.ndarray, heading: float, speed: float) -> float:
+        """``heading`` [rad] or its reverse, whichever way the scene moved between the last two
+        frames of the ``(stack, H, W)`` gray ``frames`` at ``speed`` [m/s] (the older frame shows
+        the scene shifted forwards by the ego's travel); ``heading`` while the motion does not
+        tell (the first frame of an episode, too slow, too little structure). Once told, the
+        half turn is kept (:meth:`heading` follows the last heading); the lanes remembered
+        under the other half turn are forgotten."""
+        older, newest = frames[-2], frames[-1]
+        shift = speed * self.dt * self.spec.scaling
+        if shift < MOTION_MIN_SHIFT_PX or not older.any():
+            return heading
+        marks_old = cv2.GaussianBlur((older >= MARKING_LEVEL).astype(np.float32), (0, 0), 1.0)
+        marks_new = cv2.GaussianBlur((newest >= MARKING_LEVEL).astype(np.float32), (0, 0), 1.0)
+        h, w = newest.shape
+        m = math.ceil(shift) + 1  # leave out the border the shift brings in
+        errors = []
+        for direction in (heading, heading + math.pi):
+            move = np.float32(
+                [[1, 0, shift * math.cos(direction)], [0, 1, shift * math.sin(direction)]]
+            )
+            moved = cv2.warpAffine(marks_new, move, (w, h), flags=cv2.INTER_LINEAR)
+            errors.append(float(((moved - marks_old)[m : h - m, m : w - m] ** 2).sum()))
+        if min(errors) > MOTION_MIN_CONTRAST * max(errors):
+            return heading
+        self._confirmed = True
+        if errors[1] < errors[0]:
+            self._memory, self._added = None, None
+            return _wrap(heading + math.pi)
+        return heading
+
+    def _ring_lanes(
+        self,
+        frame: np.ndarray,
+        bounds: list[Boundary],
+        heading: float,
+        speed: float,
+        lanes: list[LaneEstimate],
+        ego_lane: int,
+    ) -> tuple[list[LaneEstimate], int]:
+        """On a roundabout, the route's lane through it (:class:`~agents.modular.ring.RingLanes`)
+        as the only lane, from the ``(H, W)`` gray ``frame``, its ``bounds`` and the ego's
+        ``heading`` [rad] and ``speed`` [m/s]; ``lanes`` and ``ego_lane`` (the road's lanes, as
+        found) before the ring is seen or where the route's lane holds no point near the ego."""
+        assert self._ring is not None
+        travel = speed * self.dt * np.array([math.cos(heading), math.sin(heading)])
+        marks = frame >= MARKING_LEVEL
+        ring = self._ring.update(marks, travel)
+        width = DEFAULT_LANE_WIDTH_M
+        kerbs = [b for b in bounds if 0.5 < b.offset < width]
+        entry = shift_left(min(kerbs, key=lambda b: b.offset).points, width / 2) if kerbs else None
+        if ring is None:
+            line = entry
+        else:
+            exit_line = self._ring.exit_lane(marks, ring)
+            line = self._ring.lane(ring, entry, exit_line)
+        if line is None or len(line) < 2:
+            return lanes, ego_lane
+        c, s = math.cos(heading), math.sin(heading)
+        ego = np.stack([c * line[:, 0] + s * line[:, 1], -s * line[:, 0] + c * line[:, 1]], 1)
+        return [LaneEstimate(index=-1, width=width, centerline=ego)], 0
 
     def _refined_heading(
         self, frames: np.ndarray, bounds: list[Boundary], heading: float, speed: float
@@ -714,6 +809,22 @@ class VisionPerception:
         return (position - current) / (steps * self.dt)
 
 
+def headlights_drawn(scaling: float) -> bool:
+    """Whether highway-env's car sprite at ``scaling`` [px/m] shows the headlights: they are
+    ``HEADLIGHT_LENGTH_M`` long at the front of the body, whose 1 px outline is drawn over them
+    (``VehicleGraphics.display``), and vanish under it where the pixel rounding puts them on
+    the outline's column."""
+
+    def pix(length: float) -> int:
+        return int(length * scaling)
+
+    front = pix(TIRE_LENGTH_M) + pix(EGO_LENGTH_M) - 1  # the outline's column
+    return (
+        pix(HEADLIGHT_LENGTH_M) >= 1
+        and pix(TIRE_LENGTH_M + EGO_LENGTH_M - HEADLIGHT_LENGTH_M) < front
+    )
+
+
 def _wrap(angle: float) -> float:
     """``angle`` [rad] wrapped to ``[-pi, pi)``."""
     return (angle + math.pi) % (2 * math.pi) - math.pi
@@ -733,8 +844,9 @@ def _peaks(values: np.ndarray, limit: float, resolution: float) -> list[float]:
         if smooth[k] < SEED_MIN_PIXELS:
             break
         centre = (edges[k] + edges[k + 1]) / 2
-        if all(abs(centre - o) >= 1.5 for o in out):
-            near = values[np.abs(values - centre) < 0.5]
+        near = values[np.abs(values - centre) < 0.5]
+        # at a scale under 3 px/m the smoothed peak may hold no value within 0.5 m of its bin
+        if len(near) and all(abs(centre - o) >= 1.5 for o in out):
             out.append(float(near.mean()))
     return sorted(out)
 
