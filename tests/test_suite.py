@@ -74,7 +74,9 @@ def _earlier_section(scenario: str):
     from driving.stats import Stat
     from driving.train.suite import HeadToHead, ScenarioSection
 
-    row = HeadToHead(scenario, "clean", "0.5", "0.6", Stat(-0.1, (-0.2, -0.05), 3), "x")
+    row = HeadToHead(
+        scenario, "clean", "0.5", "0.6", Stat(-0.1, (-0.2, -0.05), 2), "modular-vision"
+    )
     return ScenarioSection(scenario, [row], ["table"], "2026-01-01T00:00:00+00:00", "earlier", {})
 
 
