@@ -61,7 +61,9 @@ def settings_for(scenario: Scenario, vision: bool = False) -> tuple[PlannerConfi
     if vision:
         gains = replace(gains, **VISION_LOOKAHEAD)
     if scenario.action.mode == "steer":
-        planner = replace(planner, cruise_speed=scenario.action.cruise_speed, can_brake=False)
+        planner = replace(
+            planner, cruise_speed=scenario.action.cruise_speed, can_brake=False, lane_frame=True
+        )
         gains = replace(gains, max_lateral_accel=12.0, lookahead_time=0.3, lookahead_min=3.0)
     if scenario.name in ROUTE_SETTINGS:
         planner_changes, gain_changes = ROUTE_SETTINGS[scenario.name]
