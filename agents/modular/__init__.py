@@ -53,7 +53,9 @@ def settings_for(scenario: Scenario, vision: bool = False) -> tuple[PlannerConfi
     """Planner settings and controller gains for ``scenario`` (``vision``: for modular-vision).
 
     Steer-only scenarios (racetrack) drive at the environment's cruise speed, so slower cars
-    ahead can only be passed (``can_brake=False``: the planner dodges them); they get a shorter
+    ahead can only be passed (``can_brake=False``: the planner dodges them, reading the other
+    cars in each lane's frame, ``lane_frame``, and starting 5 s before it would reach them, so
+    that it has passed a car in the other lane before the one ahead is reached); they get a shorter
     look-ahead and a higher lateral-acceleration cap for the tight curves. Scenarios with a
     route take :data:`ROUTE_SETTINGS`.
     """
@@ -62,7 +64,11 @@ def settings_for(scenario: Scenario, vision: bool = False) -> tuple[PlannerConfi
         gains = replace(gains, **VISION_LOOKAHEAD)
     if scenario.action.mode == "steer":
         planner = replace(
-            planner, cruise_speed=scenario.action.cruise_speed, can_brake=False, lane_frame=True
+            planner,
+            cruise_speed=scenario.action.cruise_speed,
+            can_brake=False,
+            lane_frame=True,
+            evade_time=5.0,
         )
         gains = replace(gains, max_lateral_accel=12.0, lookahead_time=0.3, lookahead_min=3.0)
     if scenario.name in ROUTE_SETTINGS:

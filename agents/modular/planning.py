@@ -69,7 +69,10 @@ class PlannerConfig:
             velocity takes it into within this many seconds [s] (cut-ins, merging cars).
         can_brake: False when the environment holds the speed (steer-only tasks): then the car
             dodges a slower car by changing to the lane with the longest time to collision as
-            soon as its own falls under ``evade_time`` [s], and never aborts such a change.
+            soon as its own falls under ``evade_time`` [s], and never aborts such a change;
+            it makes no other (MOBIL) lane change: MOBIL weighs IDM accelerations the car
+            cannot apply, and on the racetrack's curves its changes ran the car off the road
+            (racetrack validation seeds 100270, 100330 and 100337).
         evade_time: see ``can_brake``.
         safety_clearance: for lane-change safety, a car also occupies a lane when it is less
             than this [m] from its edge.
@@ -473,7 +476,7 @@ class Planner:
                     origin, target = current, current + 1
                 else:
                     blocked = right
-        elif cfg.lane_changes and state.cooldown <= 0.0:
+        elif cfg.lane_changes and cfg.can_brake and state.cooldown <= 0.0:
             here, _, _ = self._accel_in(lanes[current], speed, desired)
             best, best_gain = current, 0.0
             for side, j in (("left", current - 1), ("right", current + 1)):
