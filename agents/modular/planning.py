@@ -69,11 +69,12 @@ class PlannerConfig:
             velocity takes it into within this many seconds [s] (cut-ins, merging cars).
         can_brake: False when the environment holds the speed (steer-only tasks): then the car
             dodges a slower car by changing to the lane with the longest time to collision as
-            soon as its own falls under ``evade_time`` [s], and never aborts such a change;
-            it makes no other (MOBIL) lane change: MOBIL weighs IDM accelerations the car
-            cannot apply, and on the racetrack's curves its changes ran the car off the road
-            (racetrack validation seeds 100270, 100330 and 100337).
+            soon as its own falls under ``evade_time`` [s], and never aborts such a change.
         evade_time: see ``can_brake``.
+        dodge_only: without brakes (``can_brake``), make no lane change but dodges: MOBIL
+            weighs IDM accelerations the car cannot apply, and on the racetrack's curves its
+            changes ran the car off the road (racetrack validation seeds 100270, 100330 and
+            100337, with ``evade_time`` 5 s).
         safety_clearance: for lane-change safety, a car also occupies a lane when it is less
             than this [m] from its edge.
         leave_ending_lane_gain: incentive [m/s²] added to leaving a lane that ends (merges
@@ -138,6 +139,7 @@ class PlannerConfig:
     cut_in_horizon: float = 1.0
     can_brake: bool = True
     evade_time: float = 3.0
+    dodge_only: bool = False
     safety_clearance: float = 0.3
     lane_frame: bool = False
     curve_lateral_accel: float = math.inf
@@ -476,7 +478,11 @@ class Planner:
                     origin, target = current, current + 1
                 else:
                     blocked = right
-        elif cfg.lane_changes and cfg.can_brake and state.cooldown <= 0.0:
+        elif (
+            cfg.lane_changes
+            and not (cfg.dodge_only and not cfg.can_brake)
+            and state.cooldown <= 0.0
+        ):
             here, _, _ = self._accel_in(lanes[current], speed, desired)
             best, best_gain = current, 0.0
             for side, j in (("left", current - 1), ("right", current + 1)):
