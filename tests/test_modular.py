@@ -18,7 +18,7 @@ from agents.modular.perception import (
     project,
     project_points,
 )
-from agents.modular.planning import Planner, PlannerConfig, PlannerState, _Lane
+from agents.modular.planning import Planner, PlannerConfig, PlannerState, _Lane, _Occupant
 from agents.modular.vision import VisionPerception, headlights_drawn
 from driving.perception import in_view
 from driving.rollout import rollout
@@ -87,11 +87,41 @@ def test_without_brakes_the_car_does_not_dodge_into_a_car_alongside_on_a_curve()
     # it is alongside, so the dodge keeps to its lane
     lanes = straight_lanes(1, count=2)
     beside = Detection(-0.5, -4.0, vx=6.6)
-    left = _Lane(lanes[0], 0.0, 4.0, [(-4.3, beside, 0, True)])
+    left = _Lane(lanes[0], 0.0, 4.0, [_Occupant(-4.3, beside, 0, True, 0.7, 6.6)])
     assert left.time_to_collision(10.0) == 0.0
     # a slower car in the lane now counts, even where its extrapolation leaves the lane
-    ahead = _Lane(lanes[0], 0.0, 4.0, [(10.0, Detection(15.0, -4.0, vx=5.0), 0, False)])
+    slow = Detection(15.0, -4.0, vx=5.0)
+    ahead = _Lane(lanes[0], 0.0, 4.0, [_Occupant(10.0, slow, 0, False, 15.0, 5.0)])
     assert ahead.time_to_collision(10.0) == pytest.approx(2.0)
+
+
+def test_in_the_lane_frame_a_car_that_follows_a_curve_stays_in_its_lane():
+    # a left bend: the ego car in the outer lane (radius 20 m), a car 9.8 m ahead along the
+    # inner lane (radius 15 m) at 9 m/s; extrapolated along a straight line for the cut-in
+    # horizon it swings 2.5 m outwards into the ego's lane, along the lane it stays where it is
+    # (as on racetrack validation seed 100202)
+    angles = np.linspace(-0.5, 2.0, 40)
+    lanes = [
+        LaneEstimate(i, 5.0, np.stack([r * np.sin(angles), r * np.cos(angles) - 20.0], axis=1))
+        for i, r in enumerate((15.0, 20.0))
+    ]
+    theta = 9.75 / 15.0
+    car = Detection(
+        15.0 * math.sin(theta),
+        15.0 * math.cos(theta) - 20.0,
+        vx=9.0 * math.cos(theta),
+        vy=-9.0 * math.sin(theta),
+    )
+    percept = Percept([car], lanes, 1, 10.0)
+    straight = Planner(PlannerConfig(can_brake=False), dt=0.2)._lanes(percept)
+    assert [o.later for o in straight[1].occupants] == [True]
+    curved = Planner(PlannerConfig(can_brake=False, lane_frame=True), dt=0.2)._lanes(percept)
+    assert curved[1].occupants == []
+    ((gap, _, level, later, station, along),) = curved[0].occupants
+    assert (level, later) == (0, True)
+    assert station == pytest.approx(9.75, abs=0.1) and along == pytest.approx(9.0, abs=0.05)
+    # its speed along its lane, not its ego-frame vx, sets the time to collision
+    assert curved[0].time_to_collision(10.0, lane_frame=True) == pytest.approx(gap / 1.0, rel=0.05)
 
 
 def test_the_reference_path_follows_the_target_lane():

@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -70,10 +71,21 @@ class PlannerConfig:
             dodges a slower car by changing to the lane with the longest time to collision as
             soon as its own falls under ``evade_time`` [s], and never aborts such a change.
         evade_time: see ``can_brake``.
+        dodge_only: without brakes (``can_brake``), make no lane change but dodges: MOBIL
+            weighs IDM accelerations the car cannot apply, and on the racetrack's curves its
+            changes ran the car off the road (racetrack validation seeds 100270, 100330 and
+            100337, with ``evade_time`` 5 s).
         safety_clearance: for lane-change safety, a car also occupies a lane when it is less
             than this [m] from its edge.
         leave_ending_lane_gain: incentive [m/s²] added to leaving a lane that ends (merges
             into a neighbour ahead); a lane that ends is never a lane-change target.
+        lane_frame: read other cars' motion in each lane's own frame (for ``can_brake``'s
+            dodging, where lanes curve): a car drifts into or out of a lane at its velocity
+            across the lane's centre line, not along a straight line in the ego frame (which
+            swings a car that follows a curve out of its lane: racetrack validation seed
+            100202 dodged into the lane the car ahead really was in), and closes at its speed
+            along the lane (a car farther round a curve moves sideways or backwards in the ego
+            frame, and seed 100219 dodged out of a free lane; :meth:`_Lane.time_to_collision`).
         curve_lateral_accel: the desired speed is capped so that the lateral acceleration on
             the curves of the reference path ahead stays below this [m/s²], braking for them at
             ``curve_decel`` [m/s²] (inf: no cap; the default, for straight roads).
@@ -127,7 +139,9 @@ class PlannerConfig:
     cut_in_horizon: float = 1.0
     can_brake: bool = True
     evade_time: float = 3.0
+    dodge_only: bool = False
     safety_clearance: float = 0.3
+    lane_frame: bool = False
     curve_lateral_accel: float = math.inf
     curve_decel: float = 2.0
     yield_gap: float = 0.0
@@ -200,6 +214,28 @@ def idm_accel(
     return free - cfg.max_accel * (s_star / max(gap, 0.1)) ** 2
 
 
+class _Occupant(NamedTuple):
+    """A vehicle that occupies a lane (:class:`_Lane`).
+
+    Attributes:
+        gap: bumper gap [m] along the lane, + ahead / - behind (sign of ``station``).
+        vehicle: the detection.
+        level: how it occupies the lane: 0 overlaps it now, 1 will within the cut-in horizon,
+            2 is within the safety clearance of its edge.
+        later: whether it overlaps the lane at the end of the cut-in horizon.
+        station: its centre's arc length [m] along the lane minus the ego car's.
+        along: its speed [m/s] along the lane (``PlannerConfig.lane_frame``; else its ego-frame
+            ``vx``).
+    """
+
+    gap: float
+    vehicle: Detection
+    level: int
+    later: bool
+    station: float
+    along: float
+
+
 @dataclass
 class _Lane:
     """A lane seen from the ego car: its estimate, the ego's coordinates, who occupies it."""
@@ -207,10 +243,7 @@ class _Lane:
     estimate: LaneEstimate
     s_ego: float
     d_ego: float
-    # (bumper gap [m], + ahead / - behind; the vehicle; how it occupies the lane: 0 overlaps it
-    # now, 1 will within the cut-in horizon, 2 is within the safety clearance of its edge;
-    # whether it overlaps the lane at the end of the cut-in horizon)
-    occupants: list[tuple[float, Detection, int, bool]]
+    occupants: list[_Occupant]
     ends: bool = False  # it merges into a neighbour within the centre lines' reach
 
     @property
@@ -220,15 +253,15 @@ class _Lane:
 
     def leader(self, level: int = 1) -> tuple[float, Detection | None]:
         """(gap, vehicle) of the nearest occupant ahead of occupancy ``level`` or lower."""
-        ahead = [(g, d) for g, d, k, _ in self.occupants if d.x > 0 and k <= level]
+        ahead = [(g, d) for g, d, k, *_ in self.occupants if d.x > 0 and k <= level]
         return min(ahead, key=lambda item: item[0]) if ahead else (math.inf, None)
 
     def follower(self, level: int = 1) -> tuple[float, Detection | None]:
         """(gap, vehicle) of the nearest occupant behind of occupancy ``level`` or lower."""
-        behind = [(-g, d) for g, d, k, _ in self.occupants if d.x <= 0 and k <= level]
+        behind = [(-g, d) for g, d, k, *_ in self.occupants if d.x <= 0 and k <= level]
         return min(behind, key=lambda item: item[0]) if behind else (math.inf, None)
 
-    def time_to_collision(self, speed: float) -> float:
+    def time_to_collision(self, speed: float, lane_frame: bool = False) -> float:
         """Seconds [s] until the ego car, at ``speed`` and unable to brake, reaches the nearest
         car that is in this lane now or will be at the end of the cut-in horizon (inf if none;
         the straight-line extrapolation behind "will be" swings a car on a curve out of its
@@ -237,15 +270,29 @@ class _Lane:
         the ego car, or its centre is within half the two lengths of the ego's along the ego's
         heading (on a curve the two disagree: racetrack validation seeds 100001 and 100007
         changed lanes into a car alongside whose projection onto the curved lane put it
-        ahead)."""
+        ahead).
+
+        ``lane_frame`` (``PlannerConfig.lane_frame``): a car is ahead when its station along
+        the lane is, it closes at its speed along the lane, and the ego-frame test of "alongside"
+        only counts cars less than two lane widths to the side (a car farther round a hairpin
+        is level with the ego car along its heading, but far ahead along the lane)."""
         ttc = math.inf
-        for g, d, level, later in self.occupants:
+        width = self.estimate.width
+        for g, d, level, later, station, along in self.occupants:
             if not later and level != 0:
                 continue
-            if ((g < 0) if d.x > 0 else (g > 0)) or abs(d.x) < (d.length + EGO_LENGTH_M) / 2:
-                return 0.0
-            if d.x > 0 and speed > d.vx:
-                ttc = min(ttc, g / (speed - d.vx))
+            if lane_frame:
+                overlaps = abs(station) < (d.length + EGO_LENGTH_M) / 2
+                level_with = abs(d.x) < (d.length + EGO_LENGTH_M) / 2 and abs(d.y) < 2 * width
+                if overlaps or level_with:
+                    return 0.0
+                ahead = g > 0
+            else:
+                if ((g < 0) if d.x > 0 else (g > 0)) or abs(d.x) < (d.length + EGO_LENGTH_M) / 2:
+                    return 0.0
+                ahead = d.x > 0
+            if ahead and speed > along:
+                ttc = min(ttc, g / (speed - along))
         return ttc
 
 
@@ -272,12 +319,20 @@ class Planner:
             + [[d.x + h * d.vx, d.y + h * d.vy] for d in dets]
         )
         n = len(dets)
+        velocities = np.array([[d.vx, d.vy] for d in dets]).reshape(n, 2)
         for lane in percept.lanes:
             s_all, d_all = project_points(lane.centerline, points)
             s_ego, d_ego = float(s_all[0]), float(d_all[0])
+            s_now, d_now_all, d_later_all = s_all[1 : n + 1], d_all[1 : n + 1], d_all[n + 1 :]
+            along_all = velocities[:, 0]
+            if self.config.lane_frame:
+                tangent = _tangents(lane.centerline, s_now)  # (n, 2)
+                along_all = np.sum(velocities * tangent, axis=1)
+                lateral = tangent[:, 0] * velocities[:, 1] - tangent[:, 1] * velocities[:, 0]
+                d_later_all = d_now_all + h * lateral
             occupants = []
-            for det, s, d_now, d_later in zip(
-                dets, s_all[1 : n + 1], d_all[1 : n + 1], d_all[n + 1 :], strict=True
+            for det, s, d_now, d_later, along in zip(
+                dets, s_now, d_now_all, d_later_all, along_all, strict=True
             ):
                 # a car occupies the lane if it overlaps it now or after `h` s of drifting
                 half = lane.width / 2 + det.width / 2
@@ -285,10 +340,12 @@ class Planner:
                 near = half - abs(d_now) > -self.config.safety_clearance
                 later = half - abs(d_later) > self.config.occupancy_margin
                 if now or near or later:
-                    gap = s - s_ego
-                    gap -= math.copysign((det.length + EGO_LENGTH_M) / 2, gap)
+                    station = float(s - s_ego)
+                    gap = station - math.copysign((det.length + EGO_LENGTH_M) / 2, station)
                     level = 0 if now else 1 if later else 2
-                    occupants.append((float(gap), det, level, later))
+                    occupants.append(
+                        _Occupant(float(gap), det, level, bool(later), station, float(along))
+                    )
             out.append(_Lane(lane, s_ego, d_ego, occupants))
         if not self.config.exit_right:
             # the exit's through lanes end nowhere, but the scene's centre lines follow the
@@ -309,7 +366,7 @@ class Planner:
 
     def _cornered(self, lane: _Lane, speed: float) -> bool:
         """Whether a car that cannot brake must leave ``lane`` (its time to collision is short)."""
-        return lane.time_to_collision(speed) < self.config.evade_time
+        return lane.time_to_collision(speed, self.config.lane_frame) < self.config.evade_time
 
     def _safe(
         self, lane: _Lane, speed: float, desired: float, started: bool = False
@@ -404,7 +461,7 @@ class Planner:
             # no brakes: dodge into the neighbour lane that leaves the most time
             best = max(
                 (j for j in (current - 1, current, current + 1) if 0 <= j < len(lanes)),
-                key=lambda j: (lanes[j].time_to_collision(speed), j == current),
+                key=lambda j: (lanes[j].time_to_collision(speed, cfg.lane_frame), j == current),
             )
             if best != current:
                 decision = "change right" if best > current else "change left"
@@ -421,7 +478,11 @@ class Planner:
                     origin, target = current, current + 1
                 else:
                     blocked = right
-        elif cfg.lane_changes and state.cooldown <= 0.0:
+        elif (
+            cfg.lane_changes
+            and not (cfg.dodge_only and not cfg.can_brake)
+            and state.cooldown <= 0.0
+        ):
             here, _, _ = self._accel_in(lanes[current], speed, desired)
             best, best_gain = current, 0.0
             for side, j in (("left", current - 1), ("right", current + 1)):
@@ -534,7 +595,7 @@ class Planner:
         away from it either way."""
         cfg = self.config
         cars = sorted(
-            (d.x, d.length, d.vx) for _, d, k, _ in lane.occupants if k <= 1
+            (d.x, d.length, d.vx) for _, d, k, *_ in lane.occupants if k <= 1
         )  # (centre ahead of the ego [m], length [m], speed [m/s]), rear-most first
         if not cars:
             return math.inf
@@ -649,6 +710,16 @@ class Planner:
     def _straight_path(self) -> np.ndarray:
         x = np.arange(0.0, self.config.path_length + 1e-9, self.config.path_spacing)
         return np.stack([x, np.zeros_like(x)], axis=1)
+
+
+def _tangents(polyline: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``(N, 2)`` unit tangents of ``polyline`` ``(K, 2)``, ``K >= 2``, at arc lengths ``s``
+    ``(N,)`` [m] (those of the segments holding them; the end segments beyond the ends)."""
+    seg = np.diff(polyline, axis=0)
+    length = np.maximum(np.hypot(seg[:, 0], seg[:, 1]), 1e-9)
+    starts = np.concatenate([[0.0], np.cumsum(length)])[:-1]
+    k = np.clip(np.searchsorted(starts, s, side="right") - 1, 0, len(seg) - 1)
+    return seg[k] / length[k, None]
 
 
 def _travel_time(distance: float, speed: float, top_speed: float, accel: float) -> float:
