@@ -585,9 +585,7 @@ class Planner:
         front_gap, leader = lane.leader(level)
         if leader is not None:
             closing = max(speed - leader.vx, 0.0)
-            need = scale * self._mandatory_gap(speed, urgency) + closing**2 / (
-                2 * cfg.safe_braking
-            )
+            need = scale * self._mandatory_gap(speed, urgency) + closing**2 / (2 * cfg.safe_braking)
             if front_gap < need:
                 return False
         rear_gap, follower = lane.follower(level)
