@@ -9,6 +9,7 @@ towards the right-hand lanes (higher lane ids), headings in rad measured from +x
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -118,6 +119,10 @@ class Scene:
         ego_lane: the lane it occupies (index into ``lanes``).
         lanes: the side lanes of the ego's road, left-most first.
         vehicles: other vehicles within ``SCENE_RADIUS_M``, nearest first.
+        route_remaining: with a route, the distance [m] along the ego's lane and the lanes
+            that follow it on the route to the start of the route's last road, where the car
+            must have left the road it drives on (0 on the last road); None without a route or
+            off it (:func:`route_remaining`).
     """
 
     time: float
@@ -125,6 +130,7 @@ class Scene:
     ego_lane: int
     lanes: list[LaneGeometry] = field(default_factory=list)
     vehicles: list[VehicleState] = field(default_factory=list)
+    route_remaining: float | None = None
 
 
 def _lane_position(
@@ -237,12 +243,32 @@ def vehicle_state(vehicle, side_lanes: list[tuple], predict: bool = False) -> Ve
     )
 
 
+def route_remaining(network, lane_index: tuple, s: float, route: Route) -> float | None:
+    """Distance [m] from station ``s`` [m] on lane ``lane_index`` to the start of ``route``'s
+    last road: the rest of this lane plus the lengths of the route's roads in between (of the
+    lane with the same id, or the right-most where a road has fewer lanes); 0 on the last road,
+    None off the route."""
+    roads = list(itertools.pairwise(route.nodes))
+    road, lane_id = tuple(lane_index[:2]), lane_index[2]
+    if road not in roads:
+        return None
+    k = roads.index(road)
+    if k == len(roads) - 1:
+        return 0.0
+    remaining = network.get_lane(lane_index).length - s
+    for a, b in roads[k + 1 : -1]:
+        lanes = network.graph[a][b]
+        remaining += lanes[min(lane_id, len(lanes) - 1)].length
+    return max(remaining, 0.0)
+
+
 def extract_scene(env, route: Route | None = None) -> Scene:
     """Read the ground-truth :class:`Scene` off a highway-env env (``env.unwrapped``).
 
-    With a ``route``, the lane centre lines follow it at junctions and every vehicle carries
+    With a ``route``, the lane centre lines follow it at junctions, every vehicle carries
     its predicted positions (:attr:`VehicleState.predicted`), which an oracle needs to yield at
-    a junction; without one (straight roads) neither is computed.
+    a junction, and the scene the distance left to the route's last road
+    (:attr:`Scene.route_remaining`); without one (straight roads) none is computed.
     """
     road, ego = env.road, env.vehicle
     network = road.network
@@ -270,6 +296,9 @@ def extract_scene(env, route: Route | None = None) -> Scene:
         ego_lane=side_lanes.index(ego.lane_index),
         lanes=lanes,
         vehicles=[vehicle_state(v, side_lanes, predict=route is not None) for _, v in others],
+        route_remaining=(
+            route_remaining(network, ego.lane_index, s_ego, route) if route is not None else None
+        ),
     )
 
 

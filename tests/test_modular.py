@@ -440,6 +440,41 @@ def test_the_exit_oracle_lines_up_with_a_gap_and_never_changes_left():
     assert Planner(PlannerConfig(), dt=0.2).plan(percept, PlannerState()).decision == "change left"
 
 
+def test_near_the_exit_the_oracle_accepts_a_shorter_gap_and_slows_for_one_behind():
+    # 10 m/s beside a 5.5 m bumper gap each side at 10 m/s: short of 3 m + 0.3 s of speed,
+    # enough for the urgent 3 m + 0.15 s once the route leaves the road 10 m ahead
+    urgent = PlannerConfig(exit_right=True, exit_urgency_distance=250.0, urgent_headway=0.15)
+    cars = [Detection(10.5, 4.0, vx=10.0), Detection(-10.5, 4.0, vx=10.0)]
+    far, near = (
+        Percept(cars, straight_lanes(0, count=2), 0, 10.0, route_remaining_m=m)
+        for m in (300.0, 10.0)
+    )
+    assert Planner(urgent, dt=0.2).plan(far, PlannerState()).decision == "keep lane"
+    assert Planner(urgent, dt=0.2).plan(near, PlannerState()).decision == "change right"
+    # behind a 16 m/s leader, a car alongside on the right at 10 m/s: the gap ahead of it is
+    # chased while the exit is far, the one behind it is waited for near the exit
+    cars = [Detection(30.0, 0.0, vx=16.0), Detection(1.0, 4.0, vx=10.0)]
+    cars += [Detection(-39.0, 4.0, vx=10.0), Detection(41.0, 4.0, vx=10.0)]
+    far, near, unknown = (
+        Percept(cars, straight_lanes(0, count=2), 0, 14.0, route_remaining_m=m)
+        for m in (300.0, 10.0, None)
+    )
+    chase = Planner(urgent, dt=0.2).plan(far, PlannerState()).accel
+    assert Planner(urgent, dt=0.2).plan(near, PlannerState()).accel < chase - 1.0
+    assert Planner(urgent, dt=0.2).plan(unknown, PlannerState()).accel == chase
+
+
+def test_the_exit_scene_tells_the_distance_to_the_exit():
+    scenario = get_scenario("exit")
+    env = envs.make(scenario)
+    _, info = env.reset(seed=100_000)
+    scene = info["scene"]
+    # the exit lane runs from 400 m to 500 m, where the exit ramp (the route's last road) starts
+    assert scene.route_remaining == pytest.approx(500.0 - scene.ego.position[0])
+    assert OraclePerception().perceive(None, info).route_remaining_m == scene.route_remaining
+    env.close()
+
+
 def test_the_oracle_drives_the_roundabout_to_its_exit():
     scenario = get_scenario("roundabout").with_overrides({"vehicles_count": 2})
     (ep,) = rollout(make_oracle_agent(scenario), scenario, [1_000_000])

@@ -43,7 +43,10 @@ ROUTE_SETTINGS: dict[str, tuple[dict[str, object], dict[str, object]]] = {
     # the exit is on the right, beyond five lanes of ever slower traffic: change right
     # whenever safe, slowing for a gap where not, and a sharper lane change (6 m/s²) so that
     # the six of them fit before the exit; the exit's 150 m radius needs no curve speed
-    "exit": ({"exit_right": True}, {"max_lateral_accel": 6.0}),
+    "exit": (
+        {"exit_right": True, "exit_urgency_distance": 250.0, "urgent_headway": 0.15},
+        {"max_lateral_accel": 6.0},
+    ),
 }
 """Planner settings and controller gains that scenarios with a route
 (:class:`envs.scenarios.Route`) override, by scenario name."""

@@ -85,6 +85,9 @@ class Percept:
         heading: the ego heading [rad] relative to the image's x axis (the world's x axis, since
             the observation is world-aligned); rotate ego-frame points by it to draw them on
             the observation.
+        route_remaining_m: the distance [m] left along the route to where it leaves the ego's
+            road (:attr:`envs.scene.Scene.route_remaining`), where the perception knows it (the
+            oracle, on scenarios with a route); else None.
     """
 
     detections: list[Detection] = field(default_factory=list)
@@ -93,6 +96,7 @@ class Percept:
     ego_speed: float = 0.0
     speed_limit: float = math.nan
     heading: float = 0.0
+    route_remaining_m: float | None = None
 
 
 def world_to_ego(points: np.ndarray, origin: np.ndarray, heading: float) -> np.ndarray:
@@ -184,4 +188,5 @@ class OraclePerception:
             ego_speed=ego.speed,
             speed_limit=max(limits) if limits else math.nan,
             heading=heading,
+            route_remaining_m=scene.route_remaining,
         )

@@ -113,6 +113,13 @@ class PlannerConfig:
             safety criterion (Toledo et al. 2003, "Modeling integrated lane-changing behavior";
             Kesting et al. 2007 relax MOBIL's criterion likewise for mandatory changes).
         mandatory_headway: see ``mandatory_gap``.
+        exit_urgency_distance: within this distance [m] of where the route leaves the road
+            (:attr:`Percept.route_remaining_m`, where the perception knows it; 0: never), a
+            mandatory change (``exit_right``) grows urgent, linearly from 0 there to 1 at that
+            point: the speed the car may drive at to reach a gap ahead falls from its lane's
+            leader's towards the target lane's speed (so it slows to line up with a gap behind
+            rather than chase one ahead), and ``mandatory_headway`` towards ``urgent_headway``.
+        urgent_headway: see ``exit_urgency_distance`` [s].
     """
 
     cruise_speed: float = 30.0
@@ -151,6 +158,8 @@ class PlannerConfig:
     gap_gain: float = 0.5
     mandatory_gap: float = 3.0
     mandatory_headway: float = 0.3
+    exit_urgency_distance: float = 0.0
+    urgent_headway: float = 0.3
 
 
 @dataclass
@@ -431,13 +440,14 @@ class Planner:
             else None
         )
 
+        urgency = self._urgency(percept)
         decision = "keep lane"
         incentives: dict[str, float] = {}
         blocked: _Lane | None = None  # the lane to the right that exit_right waits to enter
         if target != current or origin is not None:
             # a lane change is under way: keep checking that the target lane stays safe
             if cfg.exit_right:
-                safe = self._gap_acceptable(lanes[target], speed, started=True)
+                safe = self._gap_acceptable(lanes[target], speed, urgency, started=True)
             else:
                 safe, _ = self._safe(lanes[target], speed, desired, started=True)
             crossed = abs(lanes[target].d_ego) < lanes[target].estimate.width / 2
@@ -472,7 +482,7 @@ class Planner:
             # acceptable, and never change left
             right = lanes[current + 1] if current + 1 < len(lanes) else None
             if right is not None and not right.ends:
-                if self._gap_acceptable(right, speed):
+                if self._gap_acceptable(right, speed, urgency):
                     decision = "change right"
                     state.origin_offset = lanes[current].centre_offset
                     origin, target = current, current + 1
@@ -517,7 +527,7 @@ class Planner:
             # line up with the soonest reached gap in the lane to the right that the car fits
             # in, at most as fast as the current lane's leader (if near)
             top = lead_speed if gap < cfg.view_ahead / 2 else desired
-            seek = min(self._gap_speed(blocked, top), desired)
+            seek = min(self._gap_speed(blocked, top, urgency), desired)
             accel_seek, _, _ = self._accel_in(lanes[current], speed, seek)
             accel = min(accel, accel_seek)
         path = self._path(lanes[target])
@@ -549,8 +559,18 @@ class Planner:
             incentives=incentives,
         )
 
-    def _gap_acceptable(self, lane: _Lane, speed: float, started: bool = False) -> bool:
-        """Whether a mandatory change into ``lane`` at ``speed`` [m/s] is safe (``exit_right``).
+    def _urgency(self, percept: Percept) -> float:
+        """How urgent a mandatory change is, 0 to 1 (see ``exit_urgency_distance``)."""
+        cfg = self.config
+        if cfg.exit_urgency_distance <= 0 or percept.route_remaining_m is None:
+            return 0.0
+        return float(np.clip(1.0 - percept.route_remaining_m / cfg.exit_urgency_distance, 0, 1))
+
+    def _gap_acceptable(
+        self, lane: _Lane, speed: float, urgency: float = 0.0, started: bool = False
+    ) -> bool:
+        """Whether a mandatory change into ``lane`` at ``speed`` [m/s] is safe (``exit_right``)
+        at ``urgency`` (0 to 1, :meth:`_urgency`).
 
         The lead gap must hold :meth:`_mandatory_gap` at the ego's speed plus the distance the
         ego car needs to slow to its new leader's speed at ``safe_braking``; the lag gap the
@@ -565,25 +585,32 @@ class Planner:
         front_gap, leader = lane.leader(level)
         if leader is not None:
             closing = max(speed - leader.vx, 0.0)
-            need = scale * self._mandatory_gap(speed) + closing**2 / (2 * cfg.safe_braking)
+            need = scale * self._mandatory_gap(speed, urgency) + closing**2 / (2 * cfg.safe_braking)
             if front_gap < need:
                 return False
         rear_gap, follower = lane.follower(level)
         if follower is not None:
             closing = max(follower.vx - speed, 0.0)
-            need = scale * self._mandatory_gap(follower.vx) + closing**2 / (2 * cfg.safe_braking)
+            need = scale * self._mandatory_gap(follower.vx, urgency) + closing**2 / (
+                2 * cfg.safe_braking
+            )
             if rear_gap < need:
                 return False
         return True
 
-    def _mandatory_gap(self, speed: float) -> float:
-        """Bumper gap [m] a mandatory change needs at equal speeds behind a car at ``speed``."""
-        return self.config.mandatory_gap + self.config.mandatory_headway * max(speed, 0.0)
+    def _mandatory_gap(self, speed: float, urgency: float = 0.0) -> float:
+        """Bumper gap [m] a mandatory change needs at equal speeds behind a car at ``speed``
+        [m/s], at ``urgency`` (0 to 1: the headway from ``mandatory_headway`` to
+        ``urgent_headway``)."""
+        cfg = self.config
+        headway = cfg.mandatory_headway + urgency * (cfg.urgent_headway - cfg.mandatory_headway)
+        return cfg.mandatory_gap + headway * max(speed, 0.0)
 
-    def _gap_speed(self, lane: _Lane, top_speed: float) -> float:
+    def _gap_speed(self, lane: _Lane, top_speed: float, urgency: float = 0.0) -> float:
         """The speed [m/s] that brings the ego car alongside the gap of ``lane`` long enough to
         change into that it reaches soonest (``exit_right``), driving at most at ``top_speed``
-        [m/s] in its own lane.
+        [m/s] in its own lane, or with ``urgency`` (0 to 1, :meth:`_urgency`) at most that much
+        of the way from the lane's speed to ``top_speed`` less.
 
         Gaps lie between consecutive cars in the lane (and before the first and after the
         last); one fits when it holds the ego car and, ahead and behind it, the mandatory gap
@@ -600,7 +627,8 @@ class Planner:
         if not cars:
             return math.inf
         lane_speed = float(np.median([v for _, _, v in cars]))
-        need = EGO_LENGTH_M + 2 * self._mandatory_gap(lane_speed) + cfg.min_gap
+        top_speed -= urgency * max(top_speed - lane_speed, 0.0)
+        need = EGO_LENGTH_M + 2 * self._mandatory_gap(lane_speed, urgency) + cfg.min_gap
         gaps = [(cars[0][0] - cars[0][1] / 2 - need / 2, cars[0][2])]
         for (a, la, _), (b, lb, vb) in itertools.pairwise(cars):
             if (b - lb / 2) - (a + la / 2) >= need:
