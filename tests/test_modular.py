@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import envs
-from agents.modular import make_oracle_agent, make_vision_agent
+from agents.modular import make_oracle_agent, make_vision_agent, settings_for
 from agents.modular.control import ControlGains, Controller
 from agents.modular.perception import (
     Detection,
@@ -378,6 +378,25 @@ def test_the_roundabout_oracle_gives_way_to_the_left_only():
         car = Detection(20.0, side * 20.0, vy=-side * 10.0, predicted=crossing)
         percept = Percept([car], straight_lanes(1), 1, 10.0)
         assert Planner(config, dt=0.2).plan(percept, PlannerState()).decision == decision
+
+
+def test_only_the_roundabout_oracle_keeps_the_shorter_yield_gap():
+    # the oracle's ground truth needs less margin to the ring's cars than vision's tracks;
+    # a car from the left that clears the conflict point less than vision's gap but more than
+    # the oracle's before the ego car reaches it is given way to by vision only
+    scenario = get_scenario("roundabout")
+    oracle, _ = settings_for(scenario)
+    vision, _ = settings_for(scenario, vision=True)
+    assert oracle.yield_gap < vision.yield_gap
+    times = np.arange(0.0, 4.01, 0.25)
+    crossing = np.stack([np.full_like(times, 20.0), -(4.0 - 10.0 * times)], axis=1)
+    car = Detection(20.0, -4.0, vy=10.0, predicted=crossing)
+    percept = Percept([car], straight_lanes(1), 1, 10.0)
+    decisions = [
+        Planner(config, dt=0.2).plan(percept, PlannerState()).decision
+        for config in (oracle, vision)
+    ]
+    assert decisions == ["keep lane", "yield"]
 
 
 def test_the_planner_never_reverses():
