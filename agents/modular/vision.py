@@ -59,7 +59,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from agents.modular.perception import Detection, LaneEstimate, Percept, project
+from agents.modular.perception import Detection, LaneEstimate, Percept, project, world_to_ego
 from agents.modular.planning import EGO_LENGTH_M, EGO_WIDTH_M
 from agents.modular.ring import RingLanes, shift_left
 from envs.errors import UserError
@@ -567,11 +567,9 @@ class VisionPerception:
                 if bound is not None and math.isfinite(bound.end) and 0 <= j < len(road):
                     ramp = np.clip((stations - bound.end) / width, 0.0, 1.0)
                     offsets[i] += ramp * (road[j][0] - yc)
-        c, s = math.cos(heading), math.sin(heading)
         lanes = []
         for i in range(len(road)):
-            pts = axis + offsets[i][:, None] * normal
-            ego_pts = np.stack([c * pts[:, 0] + s * pts[:, 1], -s * pts[:, 0] + c * pts[:, 1]], 1)
+            ego_pts = world_to_ego(axis + offsets[i][:, None] * normal, np.zeros(2), heading)
             index = first + i if first >= 0 else -1
             lanes.append(LaneEstimate(index=index, width=width, centerline=ego_pts))
         return lanes, ego - lo
@@ -713,8 +711,7 @@ class VisionPerception:
             line = self._ring.lane(ring, entry, exit_line)
         if line is None or len(line) < 2:
             return lanes, ego_lane
-        c, s = math.cos(heading), math.sin(heading)
-        ego = np.stack([c * line[:, 0] + s * line[:, 1], -s * line[:, 0] + c * line[:, 1]], 1)
+        ego = world_to_ego(line, np.zeros(2), heading)
         return [LaneEstimate(index=-1, width=width, centerline=ego)], 0
 
     def _refined_heading(
