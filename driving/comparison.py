@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,12 +40,12 @@ from typing import Any
 from agents.registry import AgentSpec, make_agent
 from driving.configs import load_mapping, require_bools, require_positive_ints
 from driving.eval_cache import cached_evaluation, evaluation_key, forget, remember
-from driving.evaluation import EvaluationSummary, evaluate_agent, write_evaluation
+from driving.evaluation import Evaluation, EvaluationSummary, evaluate_agent, write_evaluation
 from driving.files import atomic_write_text, check_output_location
 from driving.report import COLUMNS, comparison_rows, print_comparison, write_report
 from driving.versions import package_versions
 from envs.errors import UserError
-from envs.scenarios import get_scenario
+from envs.scenarios import Scenario, get_scenario
 
 
 @dataclass
@@ -227,37 +228,62 @@ def drive_comparison(config: CompareConfig) -> list[ComparisonResult]:
     for variant, scenario, pixels_only in variants:
         seeds = scenario.evaluation_seeds.first(config.episodes)
         for entry in config.agents:
-            folder = evaluations / _slug(variant) / _slug(str(entry.spec))
-            agent = make_agent(entry.spec, scenario)
-            try:
-                if pixels_only and agent.privileged:
-                    continue
-                key = evaluation_key(entry.spec, agent, scenario, seeds)
-                evaluation = None if config.fresh else cached_evaluation(folder, key)
-                if evaluation is None:
-                    forget(folder)
-                    evaluation = evaluate_agent(
-                        agent,
-                        scenario,
-                        seeds,
-                        workers=config.workers,
-                        progress=f"{variant} | {entry.spec}",
-                    )
-                    write_evaluation(evaluation, folder)
-                    remember(folder, key)
-                else:
-                    print(f"{variant} | {entry.spec}: reused {folder} (same agent, code, seeds)")
-            finally:
-                agent.close()
-            results.append(
-                ComparisonResult(
-                    variant, entry.series, entry.point, evaluation.summary, evaluation.rows
-                )
+            evaluation = evaluate_or_reuse(
+                entry.spec,
+                variant,
+                scenario,
+                seeds,
+                evaluations,
+                workers=config.workers,
+                fresh=config.fresh,
+                skip_privileged=pixels_only,
             )
+            if evaluation is not None:
+                results.append(
+                    ComparisonResult(
+                        variant, entry.series, entry.point, evaluation.summary, evaluation.rows
+                    )
+                )
         print_comparison(
             [r.summary for r in results if r.variant == variant], f"{variant}: mean [95% CI]"
         )
     return results
+
+
+def evaluate_or_reuse(
+    spec: AgentSpec,
+    variant: str,
+    scenario: Scenario,
+    seeds: Sequence[int],
+    evaluations: Path,
+    *,
+    workers: int,
+    fresh: bool = False,
+    skip_privileged: bool = False,
+) -> Evaluation | None:
+    """``spec``'s evaluation on ``seeds`` of ``scenario``, read from its folder under
+    ``evaluations`` when the folder holds the same agent, checkpoint, scenario, seeds and code
+    (:mod:`driving.eval_cache`; never with ``fresh``), else driven and stored there. None when
+    ``skip_privileged`` and the agent reads the ground truth (a pixels-only variant)."""
+    folder = evaluations / slug(variant) / slug(str(spec))
+    agent = make_agent(spec, scenario)
+    try:
+        if skip_privileged and agent.privileged:
+            return None
+        key = evaluation_key(spec, agent, scenario, seeds)
+        evaluation = None if fresh else cached_evaluation(folder, key)
+        if evaluation is None:
+            forget(folder)
+            evaluation = evaluate_agent(
+                agent, scenario, seeds, workers=workers, progress=f"{variant} | {spec}"
+            )
+            write_evaluation(evaluation, folder)
+            remember(folder, key)
+        else:
+            print(f"{variant} | {spec}: reused {folder} (same agent, code, seeds)")
+        return evaluation
+    finally:
+        agent.close()
 
 
 def run_compare(config: CompareConfig, command: str) -> Path:
@@ -289,7 +315,8 @@ def report_comparison(config: CompareConfig, results: list[ComparisonResult], co
     return written.path
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
+    """``text`` as a folder name (characters other than letters, digits, ``-_.`` as ``_``)."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text).strip("_")
 
 

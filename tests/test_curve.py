@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
+from agents.checkpoint import load_policy
 from driving.comparison import ComparisonResult
 from driving.evaluation import EvaluationSummary
 from driving.files import copy_tree
@@ -194,19 +197,74 @@ def test_curve_runs_bc_and_dagger_and_reports_both_series(driving_cli, tmp_path)
         assert rounds[0] is None and rounds[-1] == 1 and dagger["counts"]["frames"] >= 40
         noise = [e["noise"]["std"]["steer"] for e in dagger["episodes"] if e.get("dagger_round")]
         assert set(noise) == {0.05}  # on the rounds' executed steering only
+    ledger = sorted((out / "points").iterdir())  # 2 references, 3 points per seed
+    assert len(ledger) == 2 + 2 * 3 and all((e / "entry.json").is_file() for e in ledger)
+    for run in runs:  # each point's network is kept beside its evaluation: the same weights
+        trained = load_policy(run / "checkpoints" / "last.ckpt").state_dict
+        (kept,) = [e for e in ledger if _kept_weights_equal(e, trained)]
+        assert json.loads((kept / "entry.json").read_text())["key"]["point"]["data"]
+    dagger_episodes = {d.name: _episodes(d / "dataset") for d in (store / "dagger").iterdir()}
     curve_again = driving_cli(["curve", "--config", str(path)])  # every point is there: no work
     assert curve_again.returncode == 0, curve_again.stderr[-3000:]
-    assert curve_again.stdout.count("): reused") == 2 * 3  # no point trained again
+    assert curve_again.stdout.count(": kept (") == 2 + 2 * 3  # nothing trained or driven again
+    assert "): reused" not in curve_again.stdout and "same agent" not in curve_again.stdout
     assert "DAgger round" not in curve_again.stdout + curve_again.stderr
-    assert curve_again.stdout.count("(same agent, code, seeds)") == 8 + 2  # no evaluation again
+    assert (out / "report.md").read_text().count("| DAgger | ") == report.count("| DAgger | ")
     # another recipe sharing the store: one more budget and the DART series reuse the points
     wider = recipe | {"budgets": [20, 40, 60], "seeds": [0], "series": ["BC", "DART"]}
-    wider["out"] = str(tmp_path / "wider")
-    path.write_text(yaml.safe_dump(wider))
-    more = driving_cli(["curve", "--config", str(path)])
+    wider |= {"out": str(tmp_path / "wider"), "time_limit": 1e-6}  # minutes: no new point
+    wider_path = tmp_path / "wider.yaml"
+    wider_path.write_text(yaml.safe_dump(wider))
+    more = driving_cli(["curve", "--config", str(wider_path)])
     assert more.returncode == 0, more.stderr[-3000:]
+    assert more.stdout.count("(same agent, code, seeds)") == 2  # the references' evaluations
+    assert "): reused" not in more.stdout  # no point started after the time limit
+    wider_report = (tmp_path / "wider" / "report.md").read_text()
+    assert "**Not built yet**" in wider_report and "DART 60 labels, seed 0" in wider_report
+    more = driving_cli(["curve", "--config", str(wider_path), "--time-limit", "600"])
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert more.stdout.count(": kept (") == 2  # its references
     assert more.stdout.count("): reused") == 2  # seed 0's BC points of 20 and 40 labels
-    assert more.stdout.count("(same agent, code, seeds)") == 2 + 2  # their evaluations too
+    assert more.stdout.count("(same agent, code, seeds)") == 2  # their evaluations too
+    assert "Not built yet" not in (tmp_path / "wider" / "report.md").read_text()
+    # a fresh machine: the committed OUT without the store; seed 5's last DAgger point is lost
+    shutil.rmtree(store)
+    (lost,) = [
+        e
+        for e in ledger
+        if (key := json.loads((e / "entry.json").read_text())["key"]).get("point")
+        and key["point"]["data"].get("kind") == "dagger"
+        and key["point"]["train"]["seed_everything"] == 5
+    ]
+    shutil.rmtree(lost)
+    resumed = driving_cli(["curve", "--config", str(path)])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.stdout.count(": kept (") == 2 + 2 * 3 - 1
+    (rebuilt,) = [
+        d
+        for d in (store / "dagger").iterdir()
+        if d.name in dagger_episodes
+        and json.loads((d / "key.json").read_text())["budgets"] == [20, 40]
+    ]
+    assert _episodes(rebuilt / "dataset") == dagger_episodes[rebuilt.name]  # driven identically
+    assert len(list((store / "points").iterdir())) == 1  # only the lost point trained again
+    assert (lost / "entry.json").is_file()
+
+
+def _kept_weights_equal(entry, state_dict) -> bool:
+    policy = entry / "policy.ckpt"
+    if not policy.is_file():
+        return False
+    kept = load_policy(policy).state_dict
+    return kept.keys() == state_dict.keys() and all(
+        torch.equal(kept[k], state_dict[k]) for k in kept
+    )
+
+
+def _episodes(dataset) -> tuple[list, list]:
+    """A dataset's episode records (seeds, steps, returns, provenance) and its shards' SHA-256."""
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    return manifest["episodes"], [shard["sha256"] for shard in manifest["shards"]]
 
 
 def test_curve_bad_recipe_is_a_one_line_error(tmp_path, capsys):
@@ -221,6 +279,7 @@ def test_curve_bad_recipe_is_a_one_line_error(tmp_path, capsys):
         ("seeds: [1, 1]\n", "seeds"),
         ("dagger_noise_steer: -0.1\n", "dagger_noise_steer"),
         ("overrides: {nuisance: {kind: blur, severity: 1}}\n", "nuisance"),
+        ("time_limit: 0\n", "time_limit"),
     ]:
         path.write_text(text)
         assert main(["curve", "--config", str(path)]) == 2, text
@@ -261,3 +320,26 @@ def test_curve_racetrack_runs_on_the_steer_only_circuit(driving_cli, tmp_path):
     assert {r["summary"]["scenario"]["name"] for r in results} == {"racetrack"}
     driven = {(r["series"], r["summary"]["agent"].split(":")[0]) for r in results}
     assert {("BC", "cnn"), ("DART", "cnn"), (None, "modular-vision")} <= driven
+
+
+def test_the_ledger_gives_back_what_it_kept_and_refuses_a_damaged_entry(tmp_path):
+    from driving.evaluation import Evaluation
+    from driving.train.ledger import Ledger
+    from envs.errors import UserError
+
+    ledger = Ledger(tmp_path / "points")
+    key = {"point": {"labels": 1000}, "seeds": SEEDS[:3]}
+    assert ledger.entry(key) is None
+    result = _result("cnn:x", "BC", 1000, 0.0)
+    kept = ledger.record(key, Evaluation(result.rows, result.summary), "driving curve", 1000, 0)
+    assert ledger.entry(key) == kept and kept.labels == 1000 and kept.code
+    back = ledger.evaluation(key)
+    assert back.rows == result.rows and back.summary.to_dict() == result.summary.to_dict()
+    entry_file = ledger.folder(key) / "entry.json"
+    stored = json.loads(entry_file.read_text())
+    entry_file.write_text(json.dumps({**stored, "key": {"point": {"labels": 3000}}}))
+    with pytest.raises(UserError, match="holds another key"):
+        ledger.entry(key)
+    entry_file.write_text(stored["date"])  # cut short or edited by hand
+    with pytest.raises(UserError, match="not a ledger entry"):
+        ledger.entry(key)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 import yaml
 
+from agents.checkpoint import load_policy
+from driving.comparison import slug
 from driving.crossover import winner
+from driving.evaluation import read_rows
 from tests.support import TINY, shipped_config
 
 
@@ -60,7 +64,20 @@ def test_suite_trains_a_cnn_per_scenario_and_reports_winners_per_nuisance(drivin
     assert ("main: highway", "idm") in driven  # privileged agents drive the clean scenario
     assert ("highway + blur 1", "idm") not in driven  # ... not the nuisances: same episodes
     assert {("highway + blur 1", "cnn"), ("highway + blur 1", "modular-vision")} <= driven
+    kept = out / "highway" / "evaluations"  # the rows the intervals came from, beside them
+    assert sorted(p.name for p in (kept / slug("highway + blur 1")).iterdir()) == [
+        "cnn",
+        "modular-vision",
+    ]
+    for variant in variants:
+        agent = variant["summary"]["agent"]
+        folder = kept / slug(variant["variant"]) / ("cnn" if agent.startswith("cnn:") else agent)
+        assert len(read_rows(folder)) == 2
+        assert json.loads((folder / "summary.json").read_text()) == variant["summary"]
     (point,) = (store / "points").iterdir()  # the CNN: trained once, through the store's rule
+    network = load_policy(out / "highway" / "cnn.ckpt")  # and its network kept, weights only
+    trained = load_policy(point / "checkpoints" / "last.ckpt")
+    assert all(torch.equal(network.state_dict[k], v) for k, v in trained.state_dict.items())
     train = yaml.safe_load((point / "train.yaml").read_text())
     assert train["data"]["max_frames"] == 20 and train["trainer"]["max_steps"] == 3
     assert train["model"]["network"]["width"] == 0.25

@@ -11,7 +11,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from driving.commands._args import ArgumentParser, add_recipe_arguments, apply_flags, command_line
+from driving.commands._args import (
+    ArgumentParser,
+    add_recipe_arguments,
+    apply_flags,
+    command_line,
+    positive_float,
+)
 from driving.train.curve import __doc__ as RECIPE
 from driving.train.curve import load_curve_config, run_curve
 
@@ -26,6 +32,13 @@ def build_parser() -> ArgumentParser:
     add_recipe_arguments(
         parser, "evaluate every checkpoint again instead of reusing a matching evaluation"
     )
+    parser.add_argument(
+        "--time-limit",
+        type=positive_float,
+        metavar="MINUTES",
+        help="start no new point after MINUTES (the report covers the points built; the same "
+        "command builds the rest)",
+    )
     return parser
 
 
@@ -33,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``driving curve``: returns the exit status."""
     args = build_parser().parse_args(argv)
     config = load_curve_config(args.config)
-    apply_flags(config, args, ("episodes", "workers", "out", "fresh"))
+    apply_flags(config, args, ("episodes", "workers", "out", "fresh", "time_limit"))
     run_curve(config, command_line("curve", argv))
     return 0
 

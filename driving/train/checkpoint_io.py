@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from agents.checkpoint import PREFIX
+from agents.checkpoint import PREFIX, load_policy
 from agents.networks import PolicyNetwork
 from driving.files import atomic_write_bytes
 
@@ -46,3 +46,12 @@ def save_policy(path: str | Path, network: PolicyNetwork, record: dict[str, Any]
     buffer = io.BytesIO()
     torch.save({"policy": record, "state_dict": state}, buffer)
     atomic_write_bytes(path, buffer.getbuffer())
+
+
+def save_network_of(checkpoint: str | Path, target: str | Path) -> Path:
+    """Write the network of ``checkpoint`` (a Lightning or bare one) to ``target`` as a bare
+    checkpoint (:func:`save_policy`: weights and policy record, no optimizer state, about a
+    third of the size), to be kept with results; return ``target``."""
+    policy = load_policy(checkpoint)
+    save_policy(target, policy.build(), policy.record)
+    return Path(target)

@@ -18,9 +18,10 @@ Reads a YAML recipe (see ``experiments/curve_highway.yaml``)::
     dagger_noise_steer: 0.0       # DART noise on DAgger rounds' executed steering (clean labels)
     episodes: 100                 # held-out evaluation episodes per checkpoint
     workers: 2
-    out: runs/curve_highway       # the report
+    out: runs/curve_highway       # the report and its ledger (OUT/points: kept points)
     store: runs/store             # datasets, trained points and evaluations, shared by recipes
     fresh: false                  # true: evaluate every checkpoint again (driving compare --fresh)
+    time_limit: null              # minutes after which no new point is started (null: none)
 
 The training rule (issue 21): every point of every method is trained FROM SCRATCH for the
 same ``steps`` gradient steps (the train config's batch size, optimiser and schedule, the
@@ -41,19 +42,27 @@ selection (the last checkpoint counts), so no method spends labels or compute an
 
 Everything expensive lives in ``store`` (:mod:`driving.train.store`, shared with ``driving
 suite``): demonstrations, trained points, and here the DAgger aggregates, keyed by their first
-point, expert, mixture, noise and budgets so far. So a curve is resumable point by point (a
-point is reused only once its ``done`` marker is written), and another recipe that shares
-points (more budgets, more seeds, another series, a suite's CNN) reuses them without anyone
-copying a key. Finally ``driving compare`` evaluates every point and the modular agents on the
-same held-out seeds: ``report.md`` with the curve (the points of one series and budget pool their
-training seeds' episodes), its table and the crossover with modular-vision.
+point, expert, mixture, noise and budgets so far; a point is reused only once its ``done``
+marker is written, and another recipe that shares points (more budgets, more seeds, another
+series, a suite's CNN) reuses them without anyone copying a key. Each point is evaluated on the
+held-out seeds as soon as it is trained, and the evaluation and the point's network are kept in
+``OUT/points`` (:mod:`driving.train.ledger`), so a curve is built across sessions: commit
+``OUT`` after a run (``--time-limit`` stops it cleanly between points), and the next run, on
+this machine or a fresh one, starts where it stopped; a DAgger aggregate is driven again only
+where a point not yet kept needs it. Points are built seed by seed (every series of training
+seed 0 first), the reference agents (modular-oracle, modular-vision) before them. The report
+covers what the ledger holds: the curve (the points of one series and budget pool their
+training seeds' episodes), its table and the crossover with modular-vision, and names the points
+not built yet.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -61,18 +70,29 @@ import yaml
 
 from agents.registry import AgentSpec, make_agent
 from driving.collection import collect
-from driving.comparison import AgentEntry, CompareConfig, run_compare
+from driving.comparison import (
+    AgentEntry,
+    CompareConfig,
+    ComparisonResult,
+    evaluate_or_reuse,
+    report_comparison,
+)
 from driving.configs import load_mapping, require_bools, require_positive_ints
 from driving.dataset import DatasetWriter, read_manifest
-from driving.files import atomic_append_text, atomic_write_text, copy_tree
+from driving.eval_cache import code_digest
+from driving.evaluation import Evaluation
+from driving.files import atomic_append_text, atomic_write_text, check_output_location, copy_tree
 from driving.mixers import DartNoise
 from driving.seeds import DAGGER_FIRST_SEED, round_seeds
 from driving.train.dagger import append_round, drive_round, round_beta
+from driving.train.ledger import Ledger, LedgerEntry
 from driving.train.store import (
     Store,
     demonstrations,
+    demonstrations_key,
     load_train_config,
     merged,
+    point_key,
     trained_point,
 )
 from envs.errors import UserError
@@ -81,6 +101,10 @@ from envs.scenarios import Scenario, get_scenario
 
 SERIES = ("BC", "DAgger", "DART")
 """The methods a curve can hold."""
+REFERENCES = ("modular-oracle", "modular-vision")
+"""The reference agents every curve is evaluated beside."""
+LEDGER = "points"
+"""The ledger's folder in ``out`` (:mod:`driving.train.ledger`)."""
 ROUND_STRIDE = 5_000
 """Training seeds set aside per DAgger round (round ``k`` draws from
 ``DAGGER_FIRST_SEED + (k - 1) * ROUND_STRIDE`` on, as many as its budget needs)."""
@@ -110,6 +134,7 @@ class CurveConfig:
     store: str = "runs/store"
     wandb: bool = False
     fresh: bool = False
+    time_limit: float | None = None
 
 
 def _distinct_ints(value: Any, minimum: int) -> bool:
@@ -155,6 +180,13 @@ def load_curve_config(path: Path) -> CurveConfig:
         if not isinstance(getattr(config, name), str) or not getattr(config, name):
             raise UserError(f"config {path}: {name} must be a folder path")
     require_positive_ints(config, path, ["steps", "episodes", "workers"])
+    limit = config.time_limit
+    if limit is not None and (
+        not isinstance(limit, int | float) or isinstance(limit, bool) or limit <= 0
+    ):
+        raise UserError(
+            f"config {path}: time_limit must be a positive number of minutes, got {limit!r}"
+        )
     refuse_in_training(
         config.overrides if isinstance(config.overrides, dict) else {},
         False,
@@ -164,42 +196,180 @@ def load_curve_config(path: Path) -> CurveConfig:
     return config
 
 
-def _dagger_chain(
-    config: CurveConfig,
-    store: Store,
-    base: dict[str, Any],
-    scenario: Scenario,
-    demos: Path,
-    start: Path,
-    start_key: dict[str, Any],
-    seed: int,
-) -> list[Path]:
-    """DAgger's points for training seed ``seed`` (see the module docstring): the checkpoint
-    of every budget after the first, the first being ``start`` (BC's)."""
-    noise = DartNoise.from_settings(scenario.action, config.dagger_noise_steer, 0.0)
-    chain = {
-        "kind": "dagger",
-        "start": start_key,
-        "expert": config.dagger_expert,
-        "beta0": config.beta0,
-        "beta_decay": config.beta_decay,
-        "noise": noise.to_dict() if noise else None,
-    }
-    first = _demonstration_prefix(config, store, scenario, demos, chain)
-    checkpoints, previous, data = [], start, first
-    for k, budget in enumerate(config.budgets[1:], start=1):
-        key = {**chain, "budgets": config.budgets[: k + 1]}
-        folder = store.folder("dagger", key)
-        aggregate = folder / "dataset"
-        if not (folder / "done").exists():
-            if not aggregate.exists():
-                copy_tree(data, aggregate)
-            _drive_until(config, scenario, aggregate, previous, k, budget, noise)
-            atomic_write_text(folder / "done", f"round {k}: {budget} labels\n")
-        previous = trained_point(store, base, aggregate, key, budget, config.steps, seed)
-        checkpoints.append(previous)
-        data = aggregate
-    return checkpoints
+class _Build:
+    """One run of a curve: every point and reference agent, kept in the ledger, found there or
+    built (trained through the store, evaluated, kept) until the time limit."""
+
+    def __init__(self, config: CurveConfig, command: str) -> None:
+        self.config, self.command = config, command
+        self.store = Store(Path(config.store))
+        self.ledger = Ledger(Path(config.out) / LEDGER)
+        self.scenario = get_scenario(config.scenario).with_overrides(config.overrides)
+        self.seeds = self.scenario.evaluation_seeds.first(config.episodes)
+        self.variant = f"main: {config.scenario}"
+        self.base = merged(load_train_config(config.train_config), config.train_overrides)
+        minutes = config.time_limit
+        self.deadline = math.inf if minutes is None else time.perf_counter() + 60 * minutes
+        self.results: list[ComparisonResult] = []
+        self.agents: list[AgentEntry] = []
+        self.missing: list[str] = []
+        self.entries: list[LedgerEntry] = []
+
+    def _key(self, what: dict[str, Any]) -> dict[str, Any]:
+        return {**what, "scenario": self.scenario.to_dict(), "seeds": self.seeds}
+
+    def _evaluate(self, spec: AgentSpec) -> Evaluation:
+        evaluation = evaluate_or_reuse(
+            spec,
+            self.variant,
+            self.scenario,
+            self.seeds,
+            self.store.evaluations,
+            workers=self.config.workers,
+            fresh=self.config.fresh,
+        )
+        assert evaluation is not None  # only pixels-only variants skip an agent
+        return evaluation
+
+    def _kept(self, key: dict[str, Any], spec: AgentSpec | None) -> Evaluation | None:
+        """The ledger's evaluation of ``key`` (measured again under ``fresh``, as ``spec``
+        when given: the kept policy)."""
+        entry = self.ledger.entry(key)
+        if entry is None:
+            return None
+        if self.config.fresh and spec is not None:
+            evaluation = self._evaluate(spec)
+            entry = self.ledger.record(key, evaluation, self.command, entry.labels, entry.seed)
+        else:
+            print(f"{self.ledger.folder(key)}: kept ({entry.date})")
+            evaluation = self.ledger.evaluation(key)
+        self.entries.append(entry)
+        return evaluation
+
+    def reference(self, name: str) -> ComparisonResult:
+        """A reference agent's evaluation (kept, or driven and kept)."""
+        key = self._key({"agent": name})
+        spec = AgentSpec.parse(name)
+        evaluation = None if self.config.fresh else self._kept(key, None)
+        if evaluation is None:
+            evaluation = self._evaluate(spec)
+            self.entries.append(self.ledger.record(key, evaluation, self.command))
+        return ComparisonResult(self.variant, None, None, evaluation.summary, evaluation.rows)
+
+    def point(
+        self,
+        series: Sequence[str],
+        index: int,
+        labels: int,
+        seed: int,
+        data_key: dict[str, Any],
+        data: Callable[[], Path],
+    ) -> Path | None:
+        """The kept policy of the point trained on the first ``labels`` frames of the data that
+        ``data_key`` names (``data()`` builds it), evaluated as curve point ``index`` of each
+        of ``series``; None when it is not kept and the time limit has passed."""
+        names = self.scenario.action.names
+        trained = point_key(self.base, names, data_key, labels, self.config.steps, seed)
+        key = self._key({"point": trained})
+        evaluation = self._kept(key, AgentSpec("cnn", str(self.ledger.policy(key))))
+        if evaluation is None:
+            if time.perf_counter() > self.deadline:
+                self.missing.append(f"{'/'.join(series)} {labels:,} labels, seed {seed}")
+                return None
+            steps = self.config.steps
+            checkpoint = trained_point(self.store, self.base, data(), data_key, labels, steps, seed)
+            evaluation = self._evaluate(AgentSpec("cnn", str(checkpoint)))
+            self.ledger.keep_policy(key, checkpoint)
+            self.entries.append(self.ledger.record(key, evaluation, self.command, labels, seed))
+        policy = self.ledger.policy(key)
+        for name in series:
+            self.results.append(
+                ComparisonResult(self.variant, name, index, evaluation.summary, evaluation.rows)
+            )
+            self.agents.append(AgentEntry(AgentSpec("cnn", str(policy)), name, index))
+        return policy
+
+    def demonstrations(self, noise: DartNoise | None) -> tuple[dict[str, Any], Callable[[], Path]]:
+        """The key of the expert's demonstrations (with ``noise``) and a builder of them
+        (collected on first use only: a run whose points are all kept collects nothing)."""
+        config = self.config
+        key = demonstrations_key(self.scenario, config.expert, noise)
+
+        @cache
+        def build() -> Path:
+            root, built = demonstrations(
+                self.store, self.scenario, config.expert, noise, config.budgets[-1], config.workers
+            )
+            assert built == key
+            return root
+
+        return key, build
+
+    def dagger(
+        self, start: Path | None, start_key: dict[str, Any], demos: Callable[[], Path], seed: int
+    ) -> None:
+        """DAgger's points after the first (``start``, BC's; None: not built) for training
+        seed ``seed`` (see the module docstring); an aggregate is driven only where a point
+        that is not kept needs it."""
+        config = self.config
+        if start is None:
+            self.missing += [f"DAgger {b:,} labels, seed {seed}" for b in config.budgets[1:]]
+            return
+        noise = DartNoise.from_settings(self.scenario.action, config.dagger_noise_steer, 0.0)
+        chain = {
+            "kind": "dagger",
+            "start": start_key,
+            "expert": config.dagger_expert,
+            "beta0": config.beta0,
+            "beta_decay": config.beta_decay,
+            "noise": noise.to_dict() if noise else None,
+        }
+        policies = [start]
+
+        @cache
+        def aggregate(k: int) -> Path:
+            if k == 0:
+                return _demonstration_prefix(config, self.store, self.scenario, demos(), chain)
+            folder = self.store.folder("dagger", {**chain, "budgets": config.budgets[: k + 1]})
+            root = folder / "dataset"
+            if not (folder / "done").exists():
+                if not root.exists():
+                    copy_tree(aggregate(k - 1), root)
+                budget = config.budgets[k]
+                _drive_until(config, self.scenario, root, policies[k - 1], k, budget, noise)
+                atomic_write_text(folder / "done", f"round {k}: {budget} labels\n")
+            return root
+
+        for k, budget in enumerate(config.budgets[1:], start=1):
+            key = {**chain, "budgets": config.budgets[: k + 1]}
+            policy = self.point(["DAgger"], k, budget, seed, key, lambda k=k: aggregate(k))
+            if policy is None:  # the rounds after it drive it
+                self.missing += [
+                    f"DAgger {b:,} labels, seed {seed}" for b in config.budgets[k + 1 :]
+                ]
+                return
+            policies.append(policy)
+
+
+def _ledger_lines(build: _Build) -> list[str]:
+    """The report's account of its ledger: what is kept, with which code, what is missing."""
+    stale = sum(entry.code != code_digest() for entry in build.entries)
+    dates = sorted(entry.date for entry in build.entries)
+    lines = [
+        "## Ledger",
+        "",
+        f"{len(build.entries)} evaluations are kept in `{build.ledger.root}` (each a point's "
+        f"network and its episodes, or a reference agent's episodes), measured from {dates[0]} "
+        f"to {dates[-1]}; {stale} of them with other code than this run's (`--fresh` measures "
+        "them again).",
+    ]
+    if build.missing:
+        lines += [
+            "",
+            f"**Not built yet** (the time limit of {build.config.time_limit:g} min was reached; "
+            f"the same command builds them): {'; '.join(build.missing)}.",
+        ]
+    return lines
 
 
 def _demonstration_prefix(
@@ -269,64 +439,45 @@ def _drive_until(
 
 
 def run_curve(config: CurveConfig, command: str) -> Path:
-    """Collect, train every method's points, evaluate every checkpoint; return the report."""
+    """Find kept or build every point and reference agent (see :class:`_Build`), seed by
+    seed; write the report over those there are; return it."""
     started = time.perf_counter()
-    out, store = Path(config.out), Store(Path(config.store))
-    scenario = get_scenario(config.scenario).with_overrides(config.overrides)
-    base = merged(load_train_config(config.train_config), config.train_overrides)
-    clean = demonstrations(store, scenario, config.expert, None, config.budgets[-1], config.workers)
-    entries: list[AgentEntry] = []
-
-    def add(series: str, checkpoints: list[Path], first: int = 0) -> None:
-        entries.extend(
-            AgentEntry(AgentSpec("cnn", str(ckpt)), series, first + i)
-            for i, ckpt in enumerate(checkpoints)
-        )
-
+    out = Path(config.out)
+    check_output_location(out, "out")
+    build = _Build(config, command)
+    references = [build.reference(name) for name in REFERENCES]
+    clean_key, clean = build.demonstrations(None)
+    dart = DartNoise.from_settings(build.scenario.action, config.dart_noise_steer, 0.0)
+    noisy_key, noisy = build.demonstrations(dart)
     for seed in config.seeds:
-        bc = [
-            trained_point(store, base, clean[0], clean[1], b, config.steps, seed)
-            for b in (config.budgets if "BC" in config.series else config.budgets[:1])
-        ]
+        first = config.budgets[0]
+        opening = [name for name in ("BC", "DAgger") if name in config.series]
+        start = build.point(opening, 0, first, seed, clean_key, clean) if opening else None
         if "BC" in config.series:
-            add("BC", bc)
+            for i, budget in enumerate(config.budgets[1:], start=1):
+                build.point(["BC"], i, budget, seed, clean_key, clean)
         if "DAgger" in config.series:
-            start_key = {"data": clean[1], "labels": config.budgets[0], "seed": seed}
-            chain = _dagger_chain(config, store, base, scenario, clean[0], bc[0], start_key, seed)
-            add("DAgger", [bc[0], *chain])
-    if "DART" in config.series:
-        noise = DartNoise.from_settings(scenario.action, config.dart_noise_steer, 0.0)
-        noisy = demonstrations(
-            store, scenario, config.expert, noise, config.budgets[-1], config.workers
-        )
-        for seed in config.seeds:
-            add(
-                "DART",
-                [
-                    trained_point(store, base, noisy[0], noisy[1], b, config.steps, seed)
-                    for b in config.budgets
-                ],
-            )
+            start_key = {"data": clean_key, "labels": first, "seed": seed}
+            build.dagger(start, start_key, clean, seed)
+        if "DART" in config.series:
+            for i, budget in enumerate(config.budgets):
+                build.point(["DART"], i, budget, seed, noisy_key, noisy)
     compare = CompareConfig(
-        agents=[
-            *entries,
-            AgentEntry(AgentSpec("modular-oracle")),
-            AgentEntry(AgentSpec("modular-vision")),
-        ],
+        agents=[*build.agents, *(AgentEntry(AgentSpec.parse(name)) for name in REFERENCES)],
         scenario=config.scenario,
         overrides=config.overrides,
         episodes=config.episodes,
         workers=config.workers,
         out=str(out),
-        evaluations=str(store.evaluations),
+        evaluations=str(build.store.evaluations),
         wandb=config.wandb,
         fresh=config.fresh,
         title=f"BC, DAgger and DART learning curves on {config.scenario}",
     )
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "compare.yaml", yaml.safe_dump(compare.to_dict(), sort_keys=False))
-    report = run_compare(compare, command)
+    report = report_comparison(compare, [*build.results, *references], command)
     minutes = (time.perf_counter() - started) / 60
+    atomic_append_text(report, "\n".join(["", *_ledger_lines(build), ""]))
     atomic_append_text(
         report,
         f"\nThis run (the collection, training and evaluation it did not find done): "

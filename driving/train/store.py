@@ -29,6 +29,7 @@ import hashlib
 import json
 import math
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,17 @@ from envs.errors import UserError
 from envs.scenarios import Scenario
 
 
+def json_ready(key: dict[str, Any]) -> dict[str, Any]:
+    """``key`` as it reads back from JSON (tuples as lists, paths as strings)."""
+    return json.loads(json.dumps(key, sort_keys=True, default=str))
+
+
+def key_digest(key: dict[str, Any]) -> str:
+    """The 20 hex digits that name the folder of ``key`` (SHA-256 of its sorted JSON)."""
+    text = json.dumps(key, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
 class Store:
     """Folders named by the digest of what decides their content (``key.json`` inside).
 
@@ -57,15 +69,14 @@ class Store:
     def folder(self, kind: str, key: dict[str, Any]) -> Path:
         """``root/kind/<digest of key>``, created with its ``key.json`` (a :class:`UserError`
         when a folder of that name holds another key)."""
-        text = json.dumps(key, sort_keys=True, default=str)
-        path = self.root / kind / hashlib.sha256(text.encode()).hexdigest()[:20]
+        path = self.root / kind / key_digest(key)
         key_file = path / "key.json"
         if key_file.exists():
-            if json.loads(key_file.read_text()) != json.loads(text):
+            if json.loads(key_file.read_text()) != json_ready(key):
                 raise UserError(f"store folder {path} holds another key; remove it")
         else:
             path.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(key_file, json.dumps(json.loads(text), indent=1, sort_keys=True))
+            atomic_write_text(key_file, json.dumps(json_ready(key), indent=1, sort_keys=True))
         return path
 
     @property
@@ -141,6 +152,21 @@ def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def point_key(
+    base: dict[str, Any],
+    action_names: Sequence[str],
+    data_key: dict[str, Any],
+    labels: int,
+    steps: int,
+    seed: int,
+) -> dict[str, Any]:
+    """What decides a point trained on the first ``labels`` frames of the data ``data_key``
+    names, whose actions are ``action_names``: the data and the training config."""
+    base = _fitted_to_action(base, list(action_names))
+    recipe = _train_config(base, Path("RUN"), Path("DATA"), steps, labels, seed)
+    return {"data": data_key, "train": recipe}
+
+
 def trained_point(
     store: Store,
     base: dict[str, Any],
@@ -152,9 +178,9 @@ def trained_point(
 ) -> Path:
     """The last checkpoint of the point trained on the first ``labels`` frames of ``data``
     (whose content ``data_key`` decides): reused when done, else trained from scratch."""
-    base = _fitted_to_action(base, read_manifest(data)["action"]["names"])
-    recipe = _train_config(base, Path("RUN"), Path("DATA"), steps, labels, seed)
-    run = store.folder("points", {"data": data_key, "train": recipe})
+    names = read_manifest(data)["action"]["names"]
+    base = _fitted_to_action(base, names)
+    run = store.folder("points", point_key(base, names, data_key, labels, steps, seed))
     ckpt = run / "checkpoints" / "last.ckpt"
     if (run / "done").exists():
         print(f"point {run.name} ({labels} labels, seed {seed}): reused")
@@ -174,6 +200,16 @@ def frame_count(root: Path) -> tuple[int, int]:
     return int(counts["episodes"]), int(counts["frames"])
 
 
+def demonstrations_key(scenario: Scenario, expert: str, noise: DartNoise | None) -> dict[str, Any]:
+    """What decides the demonstrations of :func:`demonstrations` (the data of its points)."""
+    return {
+        "kind": "demonstrations",
+        "scenario": scenario.to_dict(),
+        "expert": expert,
+        "noise": noise.to_dict() if noise else None,
+    }
+
+
 def demonstrations(
     store: Store,
     scenario: Scenario,
@@ -185,12 +221,7 @@ def demonstrations(
     """The dataset of ``expert``'s demonstrations on the training seeds in order (executed
     actions perturbed by ``noise``), holding at least ``frames`` frames (grown when a recipe
     asks for more), and its key."""
-    key = {
-        "kind": "demonstrations",
-        "scenario": scenario.to_dict(),
-        "expert": expert,
-        "noise": noise.to_dict() if noise else None,
-    }
+    key = demonstrations_key(scenario, expert, noise)
     root = store.folder("data", key) / "dataset"
     agent = make_agent(expert, scenario)
     if not (root / "manifest.json").exists():

@@ -38,7 +38,10 @@ agent by agent. Each scenario also leaves its summary rows and section in ``OUT/
 suite.json``, and ``OUT/report.md`` gathers every scenario found there, so a suite built over
 several runs (``--scenarios merge`` on one day, ``--scenarios racetrack`` on another, into one
 committed ``out``; a fresh machine has no store) still has one summary table; each section
-states the date, command and versions of the run that drove it.
+states the date, command and versions of the run that drove it. Beside its report,
+``OUT/<scenario>/`` keeps the per-episode rows of every evaluation (``evaluations/<variant>/
+<agent>/``, a CNN under its recipe's name) and each CNN's network (``<name>.ckpt``, weights
+only), so a committed ``out`` holds what the paired intervals were computed from.
 """
 
 from __future__ import annotations
@@ -59,13 +62,16 @@ from driving.comparison import (
     drive_comparison,
     parse_agents,
     report_comparison,
+    slug,
 )
 from driving.configs import load_mapping, require_bools, require_positive_ints
 from driving.crossover import NON_INFERIORITY_MARGIN, winner
+from driving.evaluation import Evaluation, write_evaluation
 from driving.files import atomic_write_text, check_output_location
 from driving.mixers import DartNoise
 from driving.report import REFERENCE_AGENT, comparison_markdown, paired_difference
 from driving.stats import Stat, format_ci
+from driving.train.checkpoint_io import save_network_of
 from driving.train.store import (
     Store,
     demonstrations,
@@ -340,6 +346,25 @@ def summary_markdown(rows: list[HeadToHead]) -> list[str]:
     return lines
 
 
+def keep_results(
+    folder: Path,
+    results: list[ComparisonResult],
+    cnns: list[CnnRecipe],
+    checkpoints: list[Path],
+) -> None:
+    """Keep one scenario's evaluations and CNNs in its committed ``folder`` (``OUT/<scenario>``;
+    the store they come from does not outlive the machine): ``evaluations/<variant>/<agent>/``
+    (``episodes.csv``, ``summary.json``; a CNN under its recipe's name) and ``<name>.ckpt``,
+    each CNN's network (weights and policy record)."""
+    names = {f"cnn:{ckpt}": recipe.name for recipe, ckpt in zip(cnns, checkpoints, strict=True)}
+    for r in results:
+        agent = names.get(r.summary.agent, r.summary.agent)
+        target = folder / "evaluations" / slug(r.variant) / slug(agent)
+        write_evaluation(Evaluation(r.rows, r.summary), target)
+    for recipe, ckpt in zip(cnns, checkpoints, strict=True):
+        save_network_of(ckpt, folder / f"{recipe.name}.ckpt")
+
+
 def run_suite(config: SuiteConfig, command: str) -> Path:
     """Train (or reuse) each scenario's CNNs, drive every comparison, write the reports
     (``OUT/report.md`` gathers this run's scenarios and those earlier runs left in ``OUT``)."""
@@ -375,6 +400,7 @@ def run_suite(config: SuiteConfig, command: str) -> Path:
         )
         results = drive_comparison(compare)
         report = report_comparison(compare, results, command)
+        keep_results(out / name, results, config.cnns, checkpoints)
         rows = head_to_heads(name, results, str(cnn_specs[0]))
         pairs = zip(config.cnns, cnn_specs, strict=True)
         names = ", ".join(f"`{recipe.name}` = `{spec}`" for recipe, spec in pairs)
