@@ -231,28 +231,21 @@ class _Build:
         assert evaluation is not None  # only pixels-only variants skip an agent
         return evaluation
 
-    def _kept(self, key: dict[str, Any], spec: AgentSpec | None) -> Evaluation | None:
-        """The ledger's evaluation of ``key`` (measured again under ``fresh``, as ``spec``
-        when given: the kept policy)."""
-        entry = self.ledger.entry(key)
+    def _kept(self, key: dict[str, Any]) -> Evaluation | None:
+        """The ledger's evaluation of ``key`` (None when it is not kept, or under ``fresh``)."""
+        entry = None if self.config.fresh else self.ledger.entry(key)
         if entry is None:
             return None
-        if self.config.fresh and spec is not None:
-            evaluation = self._evaluate(spec)
-            entry = self.ledger.record(key, evaluation, self.command, entry.labels, entry.seed)
-        else:
-            print(f"{self.ledger.folder(key)}: kept ({entry.date})")
-            evaluation = self.ledger.evaluation(key)
+        print(f"{self.ledger.folder(key)}: kept ({entry.date})")
         self.entries.append(entry)
-        return evaluation
+        return self.ledger.evaluation(key)
 
     def reference(self, name: str) -> ComparisonResult:
         """A reference agent's evaluation (kept, or driven and kept)."""
         key = self._key({"agent": name})
-        spec = AgentSpec.parse(name)
-        evaluation = None if self.config.fresh else self._kept(key, None)
+        evaluation = self._kept(key)
         if evaluation is None:
-            evaluation = self._evaluate(spec)
+            evaluation = self._evaluate(AgentSpec.parse(name))
             self.entries.append(self.ledger.record(key, evaluation, self.command))
         return ComparisonResult(self.variant, None, None, evaluation.summary, evaluation.rows)
 
@@ -267,21 +260,27 @@ class _Build:
     ) -> Path | None:
         """The kept policy of the point trained on the first ``labels`` frames of the data that
         ``data_key`` names (``data()`` builds it), evaluated as curve point ``index`` of each
-        of ``series``; None when it is not kept and the time limit has passed."""
+        of ``series``; None when it is not kept and the time limit has passed. Under ``fresh``
+        a kept policy is evaluated again, not trained again."""
         names = self.scenario.action.names
         trained = point_key(self.base, names, data_key, labels, self.config.steps, seed)
         key = self._key({"point": trained})
-        evaluation = self._kept(key, AgentSpec("cnn", str(self.ledger.policy(key))))
-        if evaluation is None:
-            if time.perf_counter() > self.deadline:
-                self.missing.append(f"{'/'.join(series)} {labels:,} labels, seed {seed}")
-                return None
-            steps = self.config.steps
-            checkpoint = trained_point(self.store, self.base, data(), data_key, labels, steps, seed)
-            evaluation = self._evaluate(AgentSpec("cnn", str(checkpoint)))
-            self.ledger.keep_policy(key, checkpoint)
-            self.entries.append(self.ledger.record(key, evaluation, self.command, labels, seed))
         policy = self.ledger.policy(key)
+        evaluation = self._kept(key)
+        if evaluation is None:
+            checkpoint = policy
+            if not policy.is_file():
+                if time.perf_counter() > self.deadline:
+                    self.missing.append(f"{'/'.join(series)} {labels:,} labels, seed {seed}")
+                    return None
+                steps = self.config.steps
+                checkpoint = trained_point(
+                    self.store, self.base, data(), data_key, labels, steps, seed
+                )
+            evaluation = self._evaluate(AgentSpec("cnn", str(checkpoint)))
+            if checkpoint != policy:
+                self.ledger.keep_policy(key, checkpoint)
+            self.entries.append(self.ledger.record(key, evaluation, self.command, labels, seed))
         for name in series:
             self.results.append(
                 ComparisonResult(self.variant, name, index, evaluation.summary, evaluation.rows)
@@ -297,11 +296,9 @@ class _Build:
 
         @cache
         def build() -> Path:
-            root, built = demonstrations(
+            return demonstrations(
                 self.store, self.scenario, config.expert, noise, config.budgets[-1], config.workers
-            )
-            assert built == key
-            return root
+            )[0]
 
         return key, build
 

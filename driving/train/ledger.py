@@ -11,8 +11,8 @@ a committed folder:
   next DAgger round drives it, and anyone can evaluate it again;
 - ``episodes.csv``, ``summary.json``: the evaluation (:func:`driving.evaluation.write_evaluation`);
 - ``entry.json``, written last (so an entry cut short is never read): its key (a point's store
-  key or the reference agent's spec, the scenario and the seeds), its series, labels and
-  training seed, and when, by what command, with which code (:func:`driving.eval_cache.
+  key or the reference agent's spec, the scenario and the seeds), its labels and training
+  seed, and when, by what command, with which code (:func:`driving.eval_cache.
   code_digest`) and versions it was measured.
 
 An entry is reused whatever the code is now (that is what lets the set be built over several
