@@ -531,3 +531,16 @@ def test_driving_perception_prints_precision_and_recall(driving_cli):
 )
 def test_bad_arguments_give_one_line_errors(driving_cli, tmp_path, args, needle):
     assert_one_line_error(driving_cli(args, cwd=tmp_path), needle)
+
+
+def test_a_car_level_with_the_ego_car_is_alongside_not_a_follower_with_room():
+    # exactly level (station 0): the signed bumper gap is -5 m; read as a follower it used to
+    # get +5 m, which a started lane change's halved gaps accepted
+    lanes = straight_lanes(1, count=2)
+    level = Detection(0.0, -4.0, vx=20.0)
+    lane = _Lane(lanes[0], 0.0, 4.0, [_Occupant(-5.0, level, 0, True, 0.0, 20.0)])
+    gap, car = lane.follower(0)
+    assert car is level and gap <= 0.0
+    behind = Detection(-12.0, -4.0, vx=20.0)  # really behind: it keeps its bumper gap
+    lane = _Lane(lanes[0], 0.0, 4.0, [_Occupant(-7.0, behind, 0, True, -12.0, 20.0)])
+    assert lane.follower(0) == (pytest.approx(7.0), behind)

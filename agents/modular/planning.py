@@ -266,8 +266,18 @@ class _Lane:
         return min(ahead, key=lambda item: item[0]) if ahead else (math.inf, None)
 
     def follower(self, level: int = 1) -> tuple[float, Detection | None]:
-        """(gap, vehicle) of the nearest occupant behind of occupancy ``level`` or lower."""
-        behind = [(-g, d) for g, d, k, *_ in self.occupants if d.x <= 0 and k <= level]
+        """(gap, vehicle) of the nearest occupant behind of occupancy ``level`` or lower.
+
+        A car behind the ego car along its heading but not behind it along the lane (level
+        with it, or ahead of it round a curve) gets a gap of at most 0: it is alongside (the
+        gap's sign follows ``station``, so ``-g`` read a car exactly level, ``station`` 0, as
+        half the two cars' lengths behind, and a started lane change's halved gaps let it in).
+        """
+        behind = [
+            (-g if station < 0 else -abs(g), d)
+            for g, d, k, _, station, _ in self.occupants
+            if d.x <= 0 and k <= level
+        ]
         return min(behind, key=lambda item: item[0]) if behind else (math.inf, None)
 
     def time_to_collision(self, speed: float, lane_frame: bool = False) -> float:
