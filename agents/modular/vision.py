@@ -12,7 +12,8 @@ What it reads:
 It never reads ``info["scene"]`` or ``info["idm_action"]``, and has no learned part.
 
 How (highway-env renders flat colours, so thresholds are exact; gray levels for the default
-palette: road 99, lane markings 254, car bodies 146-177, car outlines 59):
+palette: road 99, lane markings 254, car bodies 146-177, car outlines 59; a frame degraded by a
+sensor nuisance is first restored to that palette by :mod:`agents.modular.restoration`):
 
 - **vehicles**: pixels in ``VEHICLE_LEVELS`` -> connected components -> boxes; the component at
   the ego car's pixel is the ego car itself. A box clipped by the image border is completed with
