@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import pytest
 
@@ -19,7 +20,12 @@ from agents.modular.perception import (
     project_points,
 )
 from agents.modular.planning import Planner, PlannerConfig, PlannerState, _Lane, _Occupant
-from agents.modular.vision import VisionPerception, headlights_drawn
+from agents.modular.vision import (
+    MARKING_LEVEL,
+    VEHICLE_LEVELS,
+    VisionPerception,
+    headlights_drawn,
+)
 from driving.perception import in_view
 from driving.rollout import rollout
 from envs.errors import UserError
@@ -182,6 +188,75 @@ def test_vision_finds_the_cars_and_the_lane_of_a_real_frame(kind):
     assert np.interp(0.0, ego_found[:, 0], ego_found[:, 1]) == pytest.approx(
         np.interp(0.0, ego_truth[:, 0], ego_truth[:, 1]), abs=0.4
     )
+
+
+def _frame_pair(nuisance: dict | None, seed: int = 7) -> tuple:
+    """The 4th step's observation of a highway episode (with ``nuisance``), its info, scenario."""
+    overrides = {"vehicles_count": 30, "duration": 3}
+    if nuisance is not None:
+        overrides["nuisance"] = nuisance
+    scenario = get_scenario("highway").with_overrides(overrides)
+    env = envs.make(scenario)
+    obs, info = env.reset(seed=seed)
+    for _ in range(4):
+        obs, *_, info = env.step(np.array([0.0, 0.0], dtype=np.float32))
+    env.close()
+    return obs, info, scenario
+
+
+def test_restoration_leaves_a_clean_frame_alone_and_undoes_a_contrast_change():
+    clean, _, scenario = _frame_pair(None)
+    vision = VisionPerception(scenario)
+    assert vision.frames(clean) is clean  # the identity: the clean pipeline is unchanged
+    for severity in (1, 3):
+        dimmed, _, _ = _frame_pair({"kind": "brightness", "severity": severity})
+        assert np.abs(dimmed.astype(int) - clean).max() > 20
+        restored = vision.frames(dimmed)
+        assert np.abs(restored.astype(int) - clean).max() <= 5  # rounding at gain 0.4
+        for level in (MARKING_LEVEL, *VEHICLE_LEVELS):  # every pixel read as in the clean frame
+            assert ((restored >= level) == (clean >= level)).all()
+
+
+def test_restoration_paints_blurred_markings_back_and_leaves_no_phantom_car():
+    clean, _, scenario = _frame_pair(None)
+    blurred, _, _ = _frame_pair({"kind": "blur", "severity": 1})
+    assert not (blurred[-1] >= MARKING_LEVEL).any()  # the fixed level sees no marking at all
+    restored = VisionPerception(scenario).frames(blurred)[-1]
+    truth, found = clean[-1] >= MARKING_LEVEL, restored >= MARKING_LEVEL
+    assert (found & truth).sum() >= 0.9 * truth.sum()
+    assert (found & ~truth).sum() <= 0.02 * truth.sum()
+    bodies = (clean[-1] > VEHICLE_LEVELS[0]) & (clean[-1] < VEHICLE_LEVELS[1])
+    seen = (restored > VEHICLE_LEVELS[0]) & (restored < VEHICLE_LEVELS[1])
+    count, labels = cv2.connectedComponents(seen.astype(np.uint8))
+    assert all(bodies[labels == k].any() for k in range(1, count))  # no phantom car
+    count, labels = cv2.connectedComponents(bodies.astype(np.uint8))
+    inside = [k for k in range(1, count) if not _touches_border(labels == k)]
+    assert inside and all(seen[labels == k].any() for k in inside)  # every car in full view
+
+
+def _touches_border(mask: np.ndarray) -> bool:
+    return bool(mask[[0, -1], :].any() or mask[:, [0, -1]].any())
+
+
+@pytest.mark.parametrize(
+    "nuisance",
+    [
+        {"kind": "brightness", "severity": 1},
+        {"kind": "brightness", "severity": 3},
+        {"kind": "blur", "severity": 1},
+    ],
+)
+def test_vision_finds_the_cars_and_the_lane_through_a_nuisance(nuisance):
+    obs, info, scenario = _frame_pair(nuisance)
+    truth = OraclePerception().perceive(obs, info)
+    found = VisionPerception(scenario).perceive(obs, {"metrics": info["metrics"]})
+    visible = [t for t in truth.detections if in_view(t, scenario)]
+    assert visible
+    for t in visible:
+        assert min(math.hypot(t.x - d.x, t.y - d.y) for d in found.detections) < 1.0
+    for d in found.detections:
+        assert min(math.hypot(t.x - d.x, t.y - d.y) for t in truth.detections) < 1.5
+    assert found.lanes[found.ego_lane].index == truth.ego_lane
 
 
 def test_vision_fits_the_curved_lanes_of_a_racetrack_bend():

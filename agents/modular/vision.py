@@ -12,7 +12,8 @@ What it reads:
 It never reads ``info["scene"]`` or ``info["idm_action"]``, and has no learned part.
 
 How (highway-env renders flat colours, so thresholds are exact; gray levels for the default
-palette: road 99, lane markings 254, car bodies 146-177, car outlines 59):
+palette: road 99, lane markings 254, car bodies 146-177, car outlines 59; a frame degraded by a
+sensor nuisance is first restored to that palette by :mod:`agents.modular.restoration`):
 
 - **vehicles**: pixels in ``VEHICLE_LEVELS`` -> connected components -> boxes; the component at
   the ego car's pixel is the ego car itself. A box clipped by the image border is completed with
@@ -61,6 +62,7 @@ import numpy as np
 
 from agents.modular.perception import Detection, LaneEstimate, Percept, project, world_to_ego
 from agents.modular.planning import EGO_LENGTH_M, EGO_WIDTH_M
+from agents.modular.restoration import restore
 from agents.modular.ring import RingLanes, shift_left
 from envs.errors import UserError
 from envs.fast.drawing import HEADLIGHT_LENGTH_M, TIRE_LENGTH_M
@@ -233,12 +235,22 @@ class VisionPerception:
 
     # -- pixels -> frames -----------------------------------------------------------------------
     def frames(self, obs: np.ndarray) -> np.ndarray:
-        """``(C, H, W)`` uint8 observation -> ``(stack, H, W)`` gray frames, oldest first."""
+        """``(C, H, W)`` uint8 observation -> ``(stack, H, W)`` gray frames, oldest first, each
+        restored to the renderer's palette (:func:`~agents.modular.restoration.restore`: the
+        identity on a clean frame)."""
         if self.spec.kind == "gray":
-            return obs
-        rgb = obs.reshape(self.spec.stack, 3, self.spec.height, self.spec.width).astype(np.float32)
-        gray = np.tensordot(np.asarray(GRAY_WEIGHTS, dtype=np.float32), rgb, axes=([0], [1]))
-        return gray.round().astype(np.uint8)
+            gray = obs
+        else:
+            shape = (self.spec.stack, 3, self.spec.height, self.spec.width)
+            rgb = obs.reshape(shape).astype(np.float32)
+            weights = np.asarray(GRAY_WEIGHTS, dtype=np.float32)
+            gray = np.tensordot(weights, rgb, axes=([0], [1])).round().astype(np.uint8)
+        centre = (self.cu - BOX_CENTRE_OFFSET_PX[0], self.cv - BOX_CENTRE_OFFSET_PX[1])
+        frames = list(gray)
+        restored = [restore(frame, centre, self.spec.scaling) for frame in frames]
+        if all(r is f for r, f in zip(restored, frames, strict=True)):
+            return gray
+        return np.stack(restored)
 
     def _metres(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Pixel centres -> ``(N, 2)`` [m] image axes centred on the ego car."""
