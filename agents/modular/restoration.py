@@ -40,7 +40,7 @@ OUTLINE_LEVEL = 59
 MARKING_PALETTE_LEVEL = 254
 """Grey level of a lane marking."""
 CAR_BAND: tuple[int, int] = (120, 240)
-"""Grey levels (exclusive) of car bodies (as :data:`agents.modular.vision.VEHICLE_LEVELS`)."""
+"""Grey levels (exclusive bounds) of car bodies: above the road (99), below markings (254)."""
 GAIN_RANGE: tuple[float, float] = (0.3, 1.5)
 """Contrast gains outside this range are taken for a failed estimate (the ego car hidden) and
 not corrected."""

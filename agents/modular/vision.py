@@ -62,15 +62,15 @@ import numpy as np
 
 from agents.modular.perception import Detection, LaneEstimate, Percept, project, world_to_ego
 from agents.modular.planning import EGO_LENGTH_M, EGO_WIDTH_M
-from agents.modular.restoration import restore
+from agents.modular.restoration import CAR_BAND, restore
 from agents.modular.ring import RingLanes, shift_left
 from envs.errors import UserError
 from envs.fast.drawing import HEADLIGHT_LENGTH_M, TIRE_LENGTH_M
 from envs.scenarios import Scenario
 from envs.spec import GRAY_WEIGHTS
 
-VEHICLE_LEVELS: tuple[int, int] = (120, 240)
-"""Gray levels (exclusive bounds) of car bodies: above the road (99), below markings (254)."""
+VEHICLE_LEVELS: tuple[int, int] = CAR_BAND
+"""Gray levels (exclusive bounds) of car bodies (:data:`agents.modular.restoration.CAR_BAND`)."""
 MARKING_LEVEL = 240
 """Gray level at or above which a pixel is a lane marking."""
 SIGN_MIN_COS = 0.5
