@@ -587,8 +587,13 @@ def test_gray_palette_matches_the_stock_conversion() -> None:
     env.close()
 
 
-def test_uncovered_scenarios_fall_back_to_stock() -> None:
+def test_uncovered_scenarios_fall_back_to_stock(monkeypatch) -> None:
     """intersection-v0 runs on a RegulatedRoad (right of way), which the fast path leaves."""
+    # highway-env's IntersectionEnv._make_vehicles sets three IDMVehicle class constants for
+    # the whole process (intersection_env.py, "Low jam distance"): put them back afterwards, or
+    # every later episode in this process drives differently.
+    for name in ("DISTANCE_WANTED", "COMFORT_ACC_MAX", "COMFORT_ACC_MIN"):
+        monkeypatch.setattr(IDMVehicle, name, getattr(IDMVehicle, name))
     assert is_supported("merge-v0") and not is_supported("intersection-v0")
     env = envs.make(_raw("intersection-v0", {}, 1), fast=True)
     env.reset(seed=0)
