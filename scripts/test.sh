@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Set up (if needed) and run the linter and the test suite. Extra arguments go to pytest,
 # e.g. `bash scripts/test.sh -m "not slow"` or `bash scripts/test.sh tests/test_envs.py`.
+# The tests run in one pytest-xdist process per core (TEST_WORKERS overrides), each test file
+# in one process (its module fixtures built once); TEST_WORKERS=0 runs them in this process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -14,4 +16,4 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 export WANDB_MODE="${WANDB_MODE:-offline}"
-exec .venv/bin/python -m pytest "$@"
+exec .venv/bin/python -m pytest -n "${TEST_WORKERS:-auto}" --dist loadfile "$@"
