@@ -13,6 +13,7 @@ import re
 import struct
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -25,7 +26,7 @@ from agents.networks import NetworkConfig, build_network, visual_backprop
 from driving.dataset import DatasetWriter
 from driving.rollout import rollout
 from driving.train.checkpoint_io import save_policy
-from driving.train.datamodule import DemoDataModule, augment, split_episodes
+from driving.train.datamodule import DemoDataModule, augment, gaussian_blur, split_episodes
 from driving.video import read_video
 from envs.errors import UserError
 from envs.scenarios import get_scenario
@@ -173,6 +174,37 @@ def test_augmentation_keeps_labels_true():
     assert torch.equal(y, torch.tensor([[0.5, -0.3], [-0.2, 0.7]]))
     x, y = augment(frames, labels, brightness=0.3, noise_std=2.0, mirror_prob=0.0, steer_index=1)
     assert torch.equal(y, labels) and float(x.min()) >= 0 and float(x.max()) <= 255
+
+
+@pytest.mark.parametrize("sigma", [0.8, 1.5, 3.0])
+def test_blur_augmentation_is_the_blur_nuisance(sigma):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (2, 4, 40, 30)).astype(np.float32)
+    sigmas = torch.tensor([sigma, 0.0])
+    x = gaussian_blur(torch.from_numpy(image), sigmas).numpy()
+    expected = np.stack([cv2.GaussianBlur(ch, (0, 0), sigma) for ch in image[0]])
+    assert np.abs(x[0] - expected).max() < 1.0  # grey levels: truncation at 3 std vs OpenCV's 4
+    assert np.allclose(x[1], image[1], atol=1e-3)  # std 0: the image as it was
+
+
+def test_photometric_augmentation_spans_the_brightness_nuisance():
+    frames = torch.full((4000, 1, 2, 2), 200.0)
+    labels = torch.zeros(4000, 2)
+    x, y = augment(
+        frames,
+        labels,
+        brightness=0.0,
+        noise_std=0.0,
+        mirror_prob=0.0,
+        steer_index=1,
+        contrast=0.6,
+        offset=60.0,
+    )
+    assert torch.equal(y, labels)
+    level = x[:, 0, 0, 0]  # 128 + g * 72 + o with g in [0.4, 1] and o in [-60, 60]
+    assert float(level.min()) >= 128 + 0.4 * 72 - 60 - 1e-3 and float(level.max()) <= 255
+    assert float(level.min()) < 128 + 0.5 * 72 - 50 and float(level.max()) > 128 + 0.9 * 72 + 50
+    assert torch.equal(x[:, :, 0, 0], x[:, :, 1, 1])  # one change per image
 
 
 def test_datamodule_splits_by_episode_and_reloads_appended_frames(tmp_path):

@@ -15,7 +15,10 @@ every ``train_dataloader()``, so ``trainer.reload_dataloaders_every_n_epochs`` p
 that DAgger appended between epochs.
 
 Augmentation keeps the labels true: brightness (a random gain per image), Gaussian pixel noise,
-and an optional mirror across the road's axis (rows flipped) that negates the steering label.
+photometric change (contrast about grey 128 and an offset) and Gaussian blur, both as the sensor
+nuisances of :mod:`envs.nuisances` draw them (issue 20: a CNN trained for them, when asked for,
+is the fair opponent of a pipeline that restores its frames), and an optional mirror across the
+road's axis (rows flipped) that negates the steering label.
 It runs on the training batches after they reach the device (``on_after_batch_transfer``), so it
 costs the GPU, not the loader.
 
@@ -30,12 +33,14 @@ between the processes.
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler
 
 from agents.checkpoint import policy_record
@@ -109,6 +114,11 @@ class DemoDataModule(pl.LightningDataModule):
         noise_std: std of Gaussian pixel noise on training images [gray levels] (0: off).
         mirror_prob: probability of mirroring a training image across the road's axis (rows
             flipped) with its steering label negated (0: off).
+        contrast: training images get a contrast gain about grey 128 drawn in
+            ``[1 - contrast, 1]`` (0: off).
+        offset: training images get a grey-level offset drawn in ``[-offset, offset]`` (0: off).
+        blur_std: training images are blurred by a Gaussian of std drawn in ``[0, blur_std]``
+            [px] (0: off).
         max_frames: use at most this many training frames (the first in the canonical
             (seed, step) order), for data-size studies; None: all. The checkpoint's
             ``expert_labels`` counts the labels used (training and validation frames).
@@ -129,6 +139,9 @@ class DemoDataModule(pl.LightningDataModule):
         brightness: float = 0.0,
         noise_std: float = 0.0,
         mirror_prob: float = 0.0,
+        contrast: float = 0.0,
+        offset: float = 0.0,
+        blur_std: float = 0.0,
         max_frames: int | None = None,
         brake_threshold: float = -0.1,
         brake_weight: float = 1.0,
@@ -140,6 +153,11 @@ class DemoDataModule(pl.LightningDataModule):
             raise UserError("batch_size must be >= 1 and num_workers >= 0")
         if not 0.0 <= brightness < 1.0 or noise_std < 0 or not 0.0 <= mirror_prob <= 1.0:
             raise UserError("need 0 <= brightness < 1, noise_std >= 0, 0 <= mirror_prob <= 1")
+        if not 0.0 <= contrast < 1.0 or not 0.0 <= offset <= 128.0 or not 0.0 <= blur_std <= 5.0:
+            raise UserError(
+                f"need 0 <= contrast < 1, 0 <= offset <= 128 and 0 <= blur_std <= 5, got "
+                f"{contrast}, {offset} and {blur_std}"
+            )
         if not brake_weight > 0 or not -1.0 < brake_threshold < 1.0:
             raise UserError(
                 f"need brake_weight > 0 and -1 < brake_threshold < 1, got {brake_weight} and "
@@ -155,6 +173,9 @@ class DemoDataModule(pl.LightningDataModule):
         self.brightness = brightness
         self.noise_std = noise_std
         self.mirror_prob = mirror_prob
+        self.contrast = contrast
+        self.offset = offset
+        self.blur_std = blur_std
         self.max_frames = max_frames
         self.brake_threshold = brake_threshold
         self.brake_weight = brake_weight
@@ -258,11 +279,12 @@ class DemoDataModule(pl.LightningDataModule):
         return self._loader(np.arange(len(self.data)), shuffle=False)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Augment training batches on the device (brightness, noise, mirror)."""
+        """Augment training batches on the device (:func:`augment`)."""
         trainer = self.trainer
         if trainer is None or not trainer.training:
             return batch
-        if not (self.brightness or self.noise_std or self.mirror_prob):
+        strengths = (self.brightness, self.noise_std, self.mirror_prob)
+        if not any((*strengths, self.contrast, self.offset, self.blur_std)):
             return batch
         frames, speed, labels = batch
         frames, labels = augment(
@@ -272,6 +294,9 @@ class DemoDataModule(pl.LightningDataModule):
             noise_std=self.noise_std,
             mirror_prob=self.mirror_prob,
             steer_index=self.action_names.index("steer"),
+            contrast=self.contrast,
+            offset=self.offset,
+            blur_std=self.blur_std,
         )
         return frames, speed, labels
 
@@ -284,6 +309,9 @@ def augment(
     noise_std: float,
     mirror_prob: float,
     steer_index: int,
+    contrast: float = 0.0,
+    offset: float = 0.0,
+    blur_std: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Label-preserving augmentation of a batch.
 
@@ -294,6 +322,12 @@ def augment(
         noise_std: std of Gaussian pixel noise [gray levels].
         mirror_prob: probability of flipping an image's rows (the lateral axis) and negating
             its steering label (column ``steer_index``).
+        contrast: gain about grey 128 drawn uniformly in ``[1 - contrast, 1]`` per image, and
+        offset: grey levels added, drawn uniformly in ``[-offset, offset]`` per image: the
+            ``brightness`` nuisance's change (:mod:`envs.nuisances`).
+        blur_std: std of a Gaussian blur drawn uniformly in ``[0, blur_std]`` [px] per image
+            (every channel of it alike, borders reflected as OpenCV's default): the ``blur``
+            nuisance's.
 
     Returns:
         ``(frames, labels)``: float frames clamped to [0, 255] and the (possibly negated) labels.
@@ -303,6 +337,12 @@ def augment(
     if brightness:
         gain = 1.0 + brightness * (2.0 * torch.rand(b, 1, 1, 1, device=x.device) - 1.0)
         x = x * gain
+    if blur_std:
+        x = gaussian_blur(x, blur_std * torch.rand(b, device=x.device))
+    if contrast or offset:
+        gain = 1.0 - contrast * torch.rand(b, 1, 1, 1, device=x.device)
+        shift = offset * (2.0 * torch.rand(b, 1, 1, 1, device=x.device) - 1.0)
+        x = 128.0 + gain * (x - 128.0) + shift
     if noise_std:
         x = x + noise_std * torch.randn_like(x)
     if mirror_prob:
@@ -311,3 +351,22 @@ def augment(
         labels = labels.clone()
         labels[flip, steer_index] = -labels[flip, steer_index]
     return x.clamp(0.0, 255.0), labels
+
+
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """``x`` ``(B, C, H, W)`` float, each image blurred by a Gaussian of std ``sigma[i]`` [px]
+    (``(B,)``; 0 leaves it as it is), separably, with borders reflected (OpenCV's default
+    ``BORDER_REFLECT_101``, as :mod:`envs.nuisances` blurs)."""
+    b, c, h, w = x.shape
+    radius = max(1, math.ceil(3.0 * float(sigma.max())))
+    taps = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    kernel = torch.exp(-0.5 * (taps[None] / sigma.to(x.dtype).clamp_min(1e-3)[:, None]) ** 2)
+    kernel = (kernel / kernel.sum(dim=1, keepdim=True)).repeat_interleave(c, dim=0)
+    y = x.reshape(1, b * c, h, w)
+    y = F.conv2d(
+        F.pad(y, (radius, radius, 0, 0), mode="reflect"), kernel[:, None, None, :], groups=b * c
+    )
+    y = F.conv2d(
+        F.pad(y, (0, 0, radius, radius), mode="reflect"), kernel[:, None, :, None], groups=b * c
+    )
+    return y.reshape(b, c, h, w)
