@@ -28,7 +28,9 @@ def test_suite_trains_a_cnn_per_scenario_and_reports_winners_per_nuisance(drivin
     recipe = shipped_config("compare_suite")  # experiments/compare_suite.yaml, budget cut
     store = tmp_path / "store"
     narrow = {"model": {"network": {"width": 0.25}}}
-    cnn = recipe["cnns"][0] | {"labels": 20, "steps": 3, "train_overrides": narrow}
+    trained = recipe["cnns"][0]  # its augmentation too (photometric and blur, on tiny frames)
+    overrides = trained["train_overrides"] | narrow
+    cnn = trained | {"labels": 20, "steps": 3, "train_overrides": overrides}
     recipe |= {
         "scenarios": ["highway"],
         "overrides": TINY,
