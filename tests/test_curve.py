@@ -16,7 +16,8 @@ from driving.evaluation import EvaluationSummary
 from driving.files import copy_tree
 from driving.report import crossover_lines
 from driving.stats import Stat, pool_rates, summarize, wilson_interval
-from tests.support import TINY, shipped_config
+from driving.train.curve import load_curve_config
+from tests.support import REPO, TINY, shipped_config
 
 SEEDS = list(range(1_000_000, 1_000_100))
 VISION = np.random.default_rng(0).uniform(0.6, 0.9, len(SEEDS))
@@ -320,6 +321,18 @@ def test_curve_racetrack_runs_on_the_steer_only_circuit(driving_cli, tmp_path):
     assert {r["summary"]["scenario"]["name"] for r in results} == {"racetrack"}
     driven = {(r["series"], r["summary"]["agent"].split(":")[0]) for r in results}
     assert {("BC", "cnn"), ("DART", "cnn"), (None, "modular-vision")} <= driven
+
+
+def test_the_no_photometric_curve_is_the_highway_curve_without_its_augmentation():
+    """The first highway curve's recipe, kept to be continued beside the augmented one."""
+    plain, augmented = (
+        load_curve_config(REPO / "experiments" / f"{name}.yaml")
+        for name in ("curve_highway_no_photometric", "curve_highway")
+    )
+    assert augmented.train_overrides["data"]["blur_std"] > 0 and plain.train_overrides == {}
+    assert plain.out != augmented.out and (REPO / plain.out / "points").is_dir()
+    same = {k: v for k, v in vars(plain).items() if k not in ("train_overrides", "out")}
+    assert same == {k: v for k, v in vars(augmented).items() if k in same}
 
 
 def test_the_ledger_gives_back_what_it_kept_and_refuses_a_damaged_entry(tmp_path):

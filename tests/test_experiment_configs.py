@@ -27,6 +27,8 @@ SMOKE_RUNS = {
     "compare_suite": "tests/test_suite.py::"
     "test_suite_trains_a_cnn_per_scenario_and_reports_winners_per_nuisance",
     "curve_highway": "tests/test_curve.py::test_curve_runs_bc_and_dagger_and_reports_both_series",
+    "curve_highway_no_photometric": "tests/test_curve.py::"
+    "test_the_no_photometric_curve_is_the_highway_curve_without_its_augmentation",
     "curve_racetrack": "tests/test_curve.py::test_curve_racetrack_runs_on_the_steer_only_circuit",
     "dagger_highway": "tests/test_dagger.py::test_two_rounds_add_frames_with_provenance",
 }

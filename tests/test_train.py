@@ -456,6 +456,7 @@ def test_nan_loss_stops_training_with_a_clear_message(dataset, tmp_path):
         (["--model.bogus", "3"], "model.bogus"),
         (["--model.lr", "fast"], "model.lr"),
         (["--data.root", "/no/such/dataset"], "/no/such/dataset"),
+        (["--data.contrast", "1.5"], "0 <= contrast < 1"),
     ],
 )
 def test_bad_config_is_a_one_line_error(dataset, tmp_path, extra, needle):
