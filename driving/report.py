@@ -57,21 +57,37 @@ REFERENCE_AGENT = "modular-vision"
 REFERENCE_AGENTS = ("modular-oracle", REFERENCE_AGENT)
 
 
-def comparison_rows(summaries: list[EvaluationSummary]) -> list[list[str]]:
-    """Table rows ``[agent, scenario, n, metric cells...]`` for evaluation summaries."""
+def comparison_rows(
+    summaries: list[EvaluationSummary], names: Sequence[str] | None = None
+) -> list[list[str]]:
+    """Table rows ``[agent, scenario, n, metric cells...]`` for evaluation summaries; ``names``
+    (one per summary) replaces the agent specs in the first column."""
     rows = []
-    for s in summaries:
+    for i, s in enumerate(summaries):
         cells = [format_ci(s.metrics[m], digits) for m, (_, digits) in COLUMNS.items()]
-        rows.append([s.agent, s.scenario_name, str(s.episodes), *cells])
+        rows.append([names[i] if names else s.agent, s.scenario_name, str(s.episodes), *cells])
     return rows
 
 
-def comparison_markdown(summaries: list[EvaluationSummary]) -> str:
-    """The comparison as a markdown table (mean [95% CI])."""
+def comparison_markdown(
+    summaries: list[EvaluationSummary], names: Sequence[str] | None = None
+) -> str:
+    """The comparison as a markdown table (mean [95% CI]); ``names`` as in
+    :func:`comparison_rows`."""
     header = ["agent", "scenario", "episodes", *(title for title, _ in COLUMNS.values())]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in comparison_rows(summaries)]
+    lines += ["| " + " | ".join(row) + " |" for row in comparison_rows(summaries, names)]
     return "\n".join(lines)
+
+
+def result_name(result: ComparisonResult) -> str:
+    """A report row's agent: a curve point's series and labels before its checkpoint
+    (``"DAgger, 10,000 labels: cnn:runs/store/points/<key>/..."``), else the agent spec; the
+    store's checkpoint paths alone say neither."""
+    s = result.summary
+    if result.series is None:
+        return s.agent
+    return f"{result.series}, {s.expert_labels:,} labels: {s.agent}"
 
 
 def print_comparison(
@@ -235,7 +251,7 @@ def paired_markdown(results: list[ComparisonResult], variant: str) -> list[str]:
             format_ci(d, digits, signed=True)
             for d, (_, digits) in zip(diffs, PAIRED_METRICS.values(), strict=True)
         ]
-        lines.append(f"| {r.summary.agent} | {diffs[0].n} | " + " | ".join(cells) + " |")
+        lines.append(f"| {result_name(r)} | {diffs[0].n} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -459,13 +475,13 @@ def write_report(
     parts = [f"# {title}", "", f"Command: `{command}`", "", *header_lines, ""]
     paired = {variant: paired_markdown(results, variant) for variant in variants}
     for variant in variants:
-        summaries = [r.summary for r in results if r.variant == variant]
+        rows = [r for r in results if r.variant == variant]
         parts += [
             f"## {variant}",
             "",
             "mean [95% CI] over the episodes",
             "",
-            comparison_markdown(summaries),
+            comparison_markdown([r.summary for r in rows], [result_name(r) for r in rows]),
             "",
             *paired[variant],
             "",

@@ -14,7 +14,7 @@ from agents.checkpoint import load_policy
 from driving.comparison import ComparisonResult
 from driving.evaluation import EvaluationSummary
 from driving.files import copy_tree
-from driving.report import crossover_lines
+from driving.report import COLUMNS, crossover_lines
 from driving.stats import Stat, pool_rates, summarize, wilson_interval
 from driving.train.curve import load_curve_config
 from tests.support import REPO, TINY, shipped_config
@@ -142,6 +142,29 @@ def test_the_report_leads_with_the_score_and_pairs_every_agent_with_modular_visi
     (cnn,) = [line for line in text.splitlines() if line.startswith("| cnn:x | 100 |")]
     assert cnn.split("|")[4].strip().startswith("-0.10")  # completed 0.9 against 1.0
     assert "Not worse: not reached within 50,000 labels." in text  # the demo's one-point rule
+
+
+def test_a_curve_points_rows_name_its_series_and_labels_not_only_its_checkpoint(tmp_path):
+    from driving.report import write_report
+
+    results = [
+        _result("modular-vision", None, 0, 0.0, noise=0.0),
+        _result("cnn:runs/store/points/k1/last.ckpt", "BC", 1000, -0.5),
+        _result("cnn:runs/store/points/k1/last.ckpt", "DAgger", 1000, -0.5),  # shared opening
+        _result("cnn:runs/store/points/k2/last.ckpt", "DAgger", 3000, -0.2),
+    ]
+    for r in results:
+        r.summary.metrics |= {
+            m: Stat(1.0, None, 100) for m in COLUMNS if m not in r.summary.metrics
+        }
+        for row in r.rows:
+            row |= {"mean_speed_mps": 20.0, "lane_offset_m": 0.1}
+    text = write_report(results, tmp_path, title="t", command="c", header_lines=[]).path.read_text()
+    lines = text.splitlines()
+    for name in ("BC, 1,000 labels", "DAgger, 1,000 labels", "DAgger, 3,000 labels"):
+        # once in the comparison table, once in the paired table
+        assert len([x for x in lines if x.startswith(f"| {name}: cnn:runs/store/")]) == 2, name
+    assert any(x.startswith("| modular-vision | highway | 100 |") for x in lines)
 
 
 @pytest.mark.slow
