@@ -74,6 +74,10 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
         "driving.commands.perception:main",
         "measure vision perception against ground truth",
     ),
+    ("saliency",): (
+        "driving.commands.saliency:main",
+        "where a CNN looks (saliency on vehicles, markings) before its failures",
+    ),
     ("bench", "env"): (
         "driving.commands.bench.env:main",
         "benchmark: policy and simulated steps/s of every scenario",
