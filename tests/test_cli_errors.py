@@ -124,6 +124,7 @@ CASES: list[tuple[list[str], str]] = [
         "no_such_flag",
     ),
     (["curve", "--config", "{tmp}/missing.yaml"], "missing.yaml"),
+    (["curve", "--config", "experiments/curve_highway.yaml", "--series", "PPO"], "PPO"),
     (
         ["curve", "--config", "experiments/curve_highway.yaml", "--episodes", "0"],
         "positive integer",

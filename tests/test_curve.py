@@ -234,6 +234,13 @@ def test_curve_runs_bc_and_dagger_and_reports_both_series(driving_cli, tmp_path)
     assert "): reused" not in curve_again.stdout and "same agent" not in curve_again.stdout
     assert "DAgger round" not in curve_again.stdout + curve_again.stderr
     assert (out / "report.md").read_text().count("| DAgger | ") == report.count("| DAgger | ")
+    # --series: this run builds and reports DAgger only (its opening point is BC's, reused)
+    only = driving_cli(["curve", "--config", str(path), "--series", "DAgger", "--out", str(out)])
+    assert only.returncode == 0, only.stderr[-3000:]
+    assert only.stdout.count(": kept (") == 2 + 2 * 2  # references, DAgger's two points per seed
+    only_report = (out / "report.md").read_text()
+    assert "| DAgger | " in only_report and "| BC | " not in only_report
+    assert driving_cli(["curve", "--config", str(path)]).returncode == 0  # the whole report again
     # another recipe sharing the store: one more budget and the DART series reuse the points
     wider = recipe | {"budgets": [20, 40, 60], "seeds": [0], "series": ["BC", "DART"]}
     wider |= {"out": str(tmp_path / "wider"), "time_limit": 1e-6}  # minutes: no new point

@@ -18,8 +18,8 @@ from driving.commands._args import (
     command_line,
     positive_float,
 )
+from driving.train.curve import SERIES, load_curve_config, run_curve
 from driving.train.curve import __doc__ as RECIPE
-from driving.train.curve import load_curve_config, run_curve
 
 
 def build_parser() -> ArgumentParser:
@@ -39,6 +39,14 @@ def build_parser() -> ArgumentParser:
         help="start no new point after MINUTES (the report covers the points built; the same "
         "command builds the rest)",
     )
+    parser.add_argument(
+        "--series",
+        nargs="+",
+        choices=SERIES,
+        help="build and report only these series this run instead of the recipe's (so a "
+        "time-limited run goes to the methods it needs first; DAgger starts from BC's smallest "
+        "point either way; a later run with every series reuses all the points built)",
+    )
     return parser
 
 
@@ -47,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = load_curve_config(args.config)
     apply_flags(config, args, ("episodes", "workers", "out", "fresh", "time_limit"))
+    if args.series is not None:
+        config.series = [name for name in SERIES if name in args.series]
     run_curve(config, command_line("curve", argv))
     return 0
 
