@@ -472,3 +472,28 @@ def test_bad_yaml_key_is_a_one_line_error(dataset, tmp_path):
     text["data"]["batchsize"] = 3
     config.write_text(yaml.safe_dump(text))
     assert_one_line_error(run_driving(["fit", "--config", str(config)], cwd=tmp_path), "batchsize")
+
+
+def test_collapse_guard_warns_when_every_frame_gets_the_same_action():
+    import warnings
+
+    from driving.train.callbacks import CollapseGuard
+
+    scenario = get_scenario("highway")
+    config = NetworkConfig(width=0.25, speed_input=True)
+    net = build_network(config, scenario.observation.shape, scenario.action.size)
+    frames = torch.randint(0, 256, (8, *scenario.observation.shape), dtype=torch.uint8)
+    batch = (frames, torch.full((8,), 20.0), torch.zeros(8, scenario.action.size))
+    guard = CollapseGuard()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a network that reads its input: no warning
+        guard.on_train_batch_end(None, net, None, batch, 0)
+        guard.on_train_end(None, net)
+    with torch.no_grad():  # every unit of the last hidden layer dead: one output for all frames
+        net.head[-4].weight.zero_()
+        net.head[-4].bias.fill_(-1.0)
+    assert torch.equal(net(frames[:1], batch[1][:1]).expand(8, -1), net(frames, batch[1]))
+    guard.on_train_batch_end(None, net, None, batch, 0)
+    with pytest.warns(UserWarning, match="training collapsed: .* all 8 frames"):
+        guard.on_train_end(None, net)
+    assert net.training  # left as it was found

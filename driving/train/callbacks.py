@@ -7,6 +7,9 @@
   to W&B as a video.
 - :class:`NanGuard` stops training at the first non-finite loss, before its backward pass, so no
   weight is touched and checkpoints written so far stay the last good ones.
+- :class:`CollapseGuard` warns when training ends with a network whose output is the same for
+  every frame (every unit of a layer dead): a run that cannot be told from a data-starved one
+  by its loss alone.
 - :class:`PredictionWriter` writes ``driving predict`` output to an ``.npz`` file.
 """
 
@@ -130,6 +133,47 @@ class NanGuard(pl.Callback):
             f"{trainer.global_step}; stopped before updating the weights ({where}); "
             "try a lower --model.lr or check the labels"
         )
+
+
+COLLAPSE_SPREAD = 1e-6
+"""Largest standard deviation over a batch of every output component of a collapsed network."""
+
+
+class CollapseGuard(pl.Callback):
+    """Warn at the end of training when the network gives one output for every frame of the last
+    training batch. At too high a learning rate every unit of a layer can die early on; the loss
+    then stays at what a constant predicts and the run ends without any error (the racetrack
+    curve's first points at ``lr`` 0.002, 2026-12-06)."""
+
+    def __init__(self) -> None:
+        self._batch: Any = None
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        self._batch = batch
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        batch, self._batch = self._batch, None
+        if batch is None or batch[0].shape[0] < 2:
+            return
+        was_training = pl_module.training
+        pl_module.eval()
+        with torch.no_grad():
+            spread = float(pl_module(batch[0], batch[1]).float().std(dim=0).max())
+        pl_module.train(was_training)
+        if spread < COLLAPSE_SPREAD:
+            rank_zero_warn(
+                f"training collapsed: the network gives the same action for all "
+                f"{batch[0].shape[0]} frames of the last batch (spread {spread:.1e}); its units "
+                "died, so its closed-loop figures say nothing about the data; try a lower "
+                "--model.lr"
+            )
 
 
 class PredictionWriter(BasePredictionWriter):

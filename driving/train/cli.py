@@ -27,7 +27,7 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from agents.checkpoint import check_checkpoint_file
-from driving.train.callbacks import NanGuard, PredictionWriter
+from driving.train.callbacks import CollapseGuard, NanGuard, PredictionWriter
 from driving.train.checkpoint_io import AtomicCheckpointIO
 from driving.train.datamodule import DemoDataModule
 from driving.train.module import BehaviourCloning
@@ -92,7 +92,7 @@ def run(subcommand: str, argv: Sequence[str] | dict[str, Any]) -> None:
             DemoDataModule,
             args=args,
             save_config_kwargs={"overwrite": True},
-            trainer_defaults={"callbacks": [NanGuard()]},
+            trainer_defaults={"callbacks": [NanGuard(), CollapseGuard()]},
             parser_kwargs={"exit_on_error": False},
             auto_configure_optimizers=False,
             run=True,
