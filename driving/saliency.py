@@ -97,7 +97,7 @@ class SaliencyRequest:
         checkpoint: the CNN policy checkpoint.
         out: the output folder (``report.md``, ``saliency.json``, failure pictures).
         scenario, overrides: the scenario (no sensor nuisances).
-        episodes: how many episodes (None: 100).
+        episodes: how many episodes (the first ones of ``seeds``).
         seeds: a seed range ``"A:B"`` (None: the held-out evaluation range).
         window_s: seconds before a failure whose frames count [s].
         images: how many failures to draw (the first ones by seed).
@@ -108,7 +108,7 @@ class SaliencyRequest:
     out: str
     scenario: str = "highway"
     overrides: dict[str, object] | None = None
-    episodes: int | None = 100
+    episodes: int = 100
     seeds: str | None = None
     window_s: float = 2.0
     images: int = 6
@@ -174,22 +174,20 @@ def measure_saliency(
     agent = make_cnn_agent(scenario, checkpoint)
     out.mkdir(parents=True, exist_ok=True)
     window = max(1, round(window_s * scenario.policy_frequency))
-    per_step: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
-    last: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    steps: list[tuple[np.ndarray, np.ndarray]] = []  # (area, shares) of each decision so far
+    last: list[tuple[np.ndarray, np.ndarray]] = []  # the newest (observation, saliency)
     result = SaliencyResult()
 
-    def on_step(event: StepEvent) -> None:
+    def on_step(event: StepEvent) -> None:  # one environment: the episodes run one by one
         saliency = agent.saliency(event.obs[None])[0]
         masks = pixel_classes(event.obs[-1], spec)
-        area = masks.reshape(len(masks), -1).mean(axis=1)
-        per_step.setdefault(event.slot, []).append((area, class_shares(saliency, masks)))
-        last[event.slot] = (event.obs, saliency)
+        steps.append((masks.reshape(len(masks), -1).mean(axis=1), class_shares(saliency, masks)))
+        last[:] = [(event.obs, saliency)]
 
     try:
         for episode in iter_episodes(
             agent, scenario, seeds, workers=1, on_step=on_step, progress=progress
         ):
-            steps = per_step.pop(0)
             kind = outcome(episode_metrics(episode))
             kept = steps if kind == "completed" else steps[-window:]
             areas = np.mean([a for a, _ in kept], axis=0)
@@ -201,6 +199,7 @@ def measure_saliency(
                 name = f"failure_{episode.seed}.png"
                 cv2.imwrite(str(out / name), picture[:, :, ::-1])
                 result.pictures.append(name)
+            steps.clear()
     finally:
         agent.close()
     return result
